@@ -1,0 +1,156 @@
+
+-- ---------------------------------------------------------------------------
+-- context.sql: who and why
+--
+-- The application describes the current context in two settings, the same
+-- ones django-pghistory uses:
+--   pghistory.context_id        a uuid naming the context
+--   pghistory.context_metadata  a JSON object describing it
+-- and can switch recording off with pghistory.enabled = off. Trigger
+-- functions read these once per statement (once per row at level 'row').
+-- ---------------------------------------------------------------------------
+
+-- Whether events are recorded now: pghistory.enabled unset or on.
+CREATE FUNCTION pghistory._enabled()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_setting text := current_setting('pghistory.enabled', true);
+BEGIN
+    IF v_setting IS NULL OR v_setting = '' THEN
+        RETURN true;
+    END IF;
+    CASE lower(v_setting)
+        WHEN 'on', 'true', 'yes', '1', 't', 'y' THEN RETURN true;
+        WHEN 'off', 'false', 'no', '0', 'f', 'n' THEN RETURN false;
+        ELSE
+            RAISE EXCEPTION 'pghistory.enabled is "%", which is neither on nor off', v_setting
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'SET pghistory.enabled = off to stop recording, on (or RESET) to record again.';
+    END CASE;
+END
+$$;
+
+-- The active context's id: pghistory.context_id, or NULL when none is set.
+CREATE FUNCTION pghistory.current_context_id()
+RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_setting text := current_setting('pghistory.context_id', true);
+BEGIN
+    IF v_setting IS NULL OR v_setting = '' THEN
+        RETURN NULL;
+    END IF;
+    IF v_setting !~* '^\{?[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}\}?$' THEN
+        RAISE EXCEPTION 'pghistory.context_id is "%", which is not a uuid', left(v_setting, 100)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Start contexts with pghistory.set_context(), or set pghistory.context_id to a uuid.';
+    END IF;
+    RETURN v_setting::uuid;
+END
+$$;
+
+-- The active context's metadata: pghistory.context_metadata as a JSON
+-- object ('{}' when unset). Anything else is an error, raised before the
+-- trigger writes: a user's change is never recorded with metadata dropped.
+CREATE FUNCTION pghistory._context_metadata()
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_setting text := current_setting('pghistory.context_metadata', true);
+    v_metadata jsonb;
+BEGIN
+    IF v_setting IS NULL OR v_setting = '' THEN
+        RETURN '{}';
+    END IF;
+    BEGIN
+        v_metadata := v_setting::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'pghistory.context_metadata is not valid JSON: %', left(v_setting, 100)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Set it to a JSON object such as {"user": "alice"}, or use pghistory.set_context().';
+    END;
+    IF jsonb_typeof(v_metadata) <> 'object' THEN
+        RAISE EXCEPTION 'pghistory.context_metadata must be a JSON object, not a JSON %', jsonb_typeof(v_metadata)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Wrap the value in an object, such as {"user": "alice"}.';
+    END IF;
+    RETURN v_metadata;
+END
+$$;
+
+-- Makes sure the context row exists and carries the current metadata.
+-- Called by the trigger functions after they wrote events under p_context_id.
+-- The upsert runs once per transaction and context: a transaction-local
+-- marker remembers which id and metadata were last written, so later
+-- statements of the same transaction skip it. A rolled-back savepoint rolls
+-- the marker back with the row. SECURITY DEFINER: writers need no privilege
+-- on pghistory.context.
+CREATE FUNCTION pghistory._attach_context(p_context_id uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_setting text := coalesce(current_setting('pghistory.context_metadata', true), '');
+    v_marker text := p_context_id::text || v_setting;
+    v_metadata jsonb;
+BEGIN
+    IF current_setting('pghistory._attached', true) = v_marker THEN
+        RETURN;
+    END IF;
+    v_metadata := pghistory._context_metadata();
+    INSERT INTO pghistory.context AS c (id, metadata)
+    VALUES (p_context_id, v_metadata)
+    ON CONFLICT (id) DO UPDATE
+       SET metadata = excluded.metadata, updated_at = now()
+     WHERE c.metadata IS DISTINCT FROM excluded.metadata;
+    PERFORM set_config('pghistory._attached', v_marker, true);
+END
+$$;
+
+-- Starts a context, or merges p_metadata into the active one (its keys
+-- win). Returns the context id. With p_is_local (the default) the context
+-- ends with the current transaction; otherwise it lasts for the session
+-- until pghistory.clear_context().
+CREATE FUNCTION pghistory.set_context(metadata jsonb, is_local boolean DEFAULT true)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_context_id uuid := pghistory.current_context_id();
+    v_metadata jsonb := metadata;
+BEGIN
+    IF v_metadata IS NULL OR jsonb_typeof(v_metadata) <> 'object' THEN
+        RAISE EXCEPTION 'pghistory.set_context: metadata must be a JSON object, not %',
+                coalesce('a JSON ' || jsonb_typeof(v_metadata), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an object such as ''{"user": "alice"}''.';
+    END IF;
+    IF v_context_id IS NULL THEN
+        v_context_id := gen_random_uuid();
+    ELSE
+        v_metadata := pghistory._context_metadata() || v_metadata;
+    END IF;
+    PERFORM set_config('pghistory.context_id', v_context_id::text, is_local);
+    PERFORM set_config('pghistory.context_metadata', v_metadata::text, is_local);
+    RETURN v_context_id;
+END
+$$;
+
+-- Ends the active context, for the session and the current transaction.
+CREATE FUNCTION pghistory.clear_context()
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT set_config('pghistory.context_id', '', false),
+           set_config('pghistory.context_metadata', '', false)
+$$;

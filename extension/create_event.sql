@@ -1,0 +1,68 @@
+
+-- ---------------------------------------------------------------------------
+-- create_event.sql: events recorded on purpose
+-- ---------------------------------------------------------------------------
+
+-- Snapshots the current row of tbl whose primary key is obj_id under a
+-- label registered for the table (usually a manual_event), linked to the
+-- active context. obj_id may be given in the key's own type or as text.
+-- Refuses untracked tables, unknown labels, tables without a single-column
+-- primary key and keys that match no row. Returns the event's pgh_id.
+CREATE FUNCTION pghistory.create_event(tbl regclass, obj_id anyelement, label text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_config pghistory.tracked;
+    v_labels text[];
+    v_pk record;
+    v_lists record;
+    v_context_id uuid := pghistory.current_context_id();
+    v_context jsonb;
+    v_pgh_id bigint;
+BEGIN
+    SELECT * INTO v_config FROM pghistory.tracked AS t WHERE t.tracked_table = create_event.tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pghistory: % is not tracked', create_event.tbl
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Track it first: SELECT pghistory.track(...).';
+    END IF;
+    v_labels := ARRAY(SELECT t.label FROM unnest(v_config.trackers) AS t);
+    IF create_event.label IS NULL OR NOT (create_event.label = ANY (v_labels)) THEN
+        RAISE EXCEPTION 'pghistory: % has no tracker labelled %', create_event.tbl, quote_nullable(create_event.label)
+            USING ERRCODE = 'undefined_object',
+                  DETAIL = format('Its labels are: %s.', array_to_string(v_labels, ', ')),
+                  HINT = format('Register the label with track(%L, trackers => ARRAY[..., pghistory.manual_event(%L)]).',
+                                create_event.tbl::text, create_event.label);
+    END IF;
+    SELECT * INTO v_pk FROM pghistory._primary_key(create_event.tbl);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pghistory: % has no single-column primary key, so its rows cannot be named by obj_id',
+                create_event.tbl
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Add a primary key to the table, or record the change by writing the row.';
+    END IF;
+    IF v_config.context = 'json' AND v_context_id IS NOT NULL THEN
+        v_context := pghistory._context_metadata();
+    END IF;
+
+    SELECT l.target, l.vals INTO v_lists
+      FROM pghistory._snapshot_lists(v_config, 'new', '$2', '$3', '$4') AS l;
+    EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s AS new WHERE new.%I = $1::%s RETURNING pgh_id',
+                   v_config.event_table, v_lists.target, v_lists.vals,
+                   pghistory._qualified_name(create_event.tbl), v_pk.column_name, v_pk.column_type)
+       INTO v_pgh_id
+      USING create_event.obj_id::text, create_event.label, v_context_id, v_context;
+    IF v_pgh_id IS NULL THEN
+        RAISE EXCEPTION 'pghistory: % has no row with % = %', create_event.tbl, quote_ident(v_pk.column_name),
+                quote_literal(create_event.obj_id::text)
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'create_event snapshots an existing row; check the key.';
+    END IF;
+    IF v_config.context = 'fk' AND v_context_id IS NOT NULL THEN
+        PERFORM pghistory._attach_context(v_context_id);
+    END IF;
+    RETURN v_pgh_id;
+END
+$$;

@@ -1,0 +1,38 @@
+
+-- ---------------------------------------------------------------------------
+-- tables.sql: the extension's own tables
+-- ---------------------------------------------------------------------------
+
+-- Who and why: one row per context an application started. Written by the
+-- trigger functions (upsert, at most once per statement), never deleted.
+-- The column names match django-pghistory's, so a database written by both
+-- keeps one history.
+CREATE TABLE pghistory.context (
+    id         uuid        PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    metadata   jsonb       NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE pghistory.context IS
+    'pghistory: one row per application context (who, why); events point at it through pgh_context_id';
+
+-- The registry: one row per tracked table, holding exactly what track() was
+-- given. Trigger functions and event table columns are derived from it, so
+-- regenerating them from here always gives the same result.
+CREATE TABLE pghistory.tracked (
+    tracked_table regclass            PRIMARY KEY,
+    event_table   regclass            NOT NULL UNIQUE,
+    trackers      pghistory.tracker[] NOT NULL,
+    fields        text[],             -- as given; NULL: every column
+    exclude       text[],             -- as given; NULL: none
+    context       text                NOT NULL CHECK (context IN ('fk', 'json', 'none')),
+    level         text                NOT NULL CHECK (level IN ('statement', 'row')),
+    append_only   boolean             NOT NULL,
+    tracked_at    timestamptz         NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE pghistory.tracked IS
+    'pghistory: the tracked tables and their configuration (see the pghistory.tracking view)';
+
+-- Both hold user data: pg_dump must dump their rows.
+SELECT pg_catalog.pg_extension_config_dump('pghistory.context', '');
+SELECT pg_catalog.pg_extension_config_dump('pghistory.tracked', '');

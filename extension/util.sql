@@ -1,0 +1,136 @@
+
+-- ---------------------------------------------------------------------------
+-- util.sql: naming, quoting and column resolution used by track()
+-- ---------------------------------------------------------------------------
+
+-- A relation's name, always schema-qualified and quoted where needed:
+-- public.orders, "Sales"."order items".
+CREATE FUNCTION pghistory._qualified_name(p_relation regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('%I.%I', n.nspname, c.relname)
+      FROM pg_catalog.pg_class AS c
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE c.oid = p_relation
+$$;
+
+-- Fits a generated name into an identifier (63 bytes). Names that are too
+-- long keep their start and end in a hash of the full name, so two long
+-- names that share a prefix still differ.
+CREATE FUNCTION pghistory._fit_identifier(p_name text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name text := p_name;
+BEGIN
+    IF octet_length(v_name) <= 63 THEN
+        RETURN v_name;
+    END IF;
+    -- cut by characters, not bytes, so a multibyte character is never split
+    WHILE octet_length(v_name) > 54 LOOP
+        v_name := left(v_name, -1);
+    END LOOP;
+    RETURN v_name || '_' || left(md5(p_name), 8);
+END
+$$;
+
+-- The single-column primary key of a table: its name and type. No row when
+-- the table has no primary key or a composite one (then pgh_obj_id is NULL).
+CREATE FUNCTION pghistory._primary_key(p_table regclass)
+RETURNS TABLE (column_name name, column_type text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+      FROM pg_catalog.pg_index AS i
+      JOIN pg_catalog.pg_attribute AS a
+        ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+     WHERE i.indrelid = p_table
+       AND i.indisprimary
+       AND i.indnkeyatts = 1
+$$;
+
+-- Whether values of a type can be compared with IS DISTINCT FROM. Types
+-- without an equality operator (json, xml, point, ...) are compared as text
+-- instead. Probed once, at track() time.
+CREATE FUNCTION pghistory._has_equality(p_type text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('SELECT NULL::%s IS DISTINCT FROM NULL::%s', p_type, p_type);
+    RETURN true;
+EXCEPTION WHEN undefined_function THEN
+    RETURN false;
+END
+$$;
+
+-- The columns track() snapshots, in table order: every column, or `fields`,
+-- or every column but `exclude`. Refuses unknown names and names that
+-- collide with the event table's own pgh_* columns.
+CREATE FUNCTION pghistory._tracked_columns(p_table regclass, p_fields text[], p_exclude text[])
+RETURNS TABLE (column_name name, column_type text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_unknown text[];
+    v_reserved text[];
+BEGIN
+    IF p_fields IS NOT NULL AND p_exclude IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: give fields or exclude, not both'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'fields lists the columns to track; exclude lists the columns to leave out.';
+    END IF;
+
+    SELECT array_agg(f ORDER BY f) INTO v_unknown
+      FROM unnest(coalesce(p_fields, p_exclude)) AS f
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                        WHERE a.attrelid = p_table AND a.attname = f
+                          AND a.attnum > 0 AND NOT a.attisdropped);
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: % has no column %', pghistory._qualified_name(p_table),
+                array_to_string(ARRAY(SELECT format('%I', u) FROM unnest(v_unknown) AS u), ', ')
+            USING ERRCODE = 'undefined_column',
+                  HINT = format('Check the names given in %s; column names are case-sensitive.',
+                                CASE WHEN p_fields IS NOT NULL THEN 'fields' ELSE 'exclude' END);
+    END IF;
+
+    IF p_fields = '{}' THEN
+        RAISE EXCEPTION 'pghistory: fields is empty, so there is nothing to track'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name at least one column, or pass NULL to track every column.';
+    END IF;
+
+    SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_reserved
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname LIKE 'pgh\_%'
+       AND (p_fields IS NULL OR a.attname = ANY (p_fields))
+       AND (p_exclude IS NULL OR a.attname <> ALL (p_exclude));
+    IF v_reserved IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: column % of % clashes with the event table''s own pgh_* columns',
+                v_reserved[1], pghistory._qualified_name(p_table)
+            USING ERRCODE = 'duplicate_column',
+                  HINT = 'Leave it out with exclude => ''{' || v_reserved[1] || '}'', or rename it.';
+    END IF;
+
+    RETURN QUERY
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+          FROM pg_catalog.pg_attribute AS a
+         WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped
+           AND (p_fields IS NULL OR a.attname = ANY (p_fields))
+           AND (p_exclude IS NULL OR a.attname <> ALL (p_exclude))
+         ORDER BY a.attnum;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pghistory: no column of % is left to track', pghistory._qualified_name(p_table)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'exclude leaves out every column; track at least one.';
+    END IF;
+END
+$$;

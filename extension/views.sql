@@ -1,0 +1,29 @@
+
+-- ---------------------------------------------------------------------------
+-- views.sql: what is tracked, and the history across all tables
+-- ---------------------------------------------------------------------------
+
+-- One row per tracked table, with the columns it snapshots.
+CREATE VIEW pghistory.tracking AS
+SELECT t.tracked_table,
+       t.event_table,
+       t.trackers,
+       ARRAY(SELECT k.label FROM unnest(t.trackers) AS k) AS labels,
+       ARRAY(SELECT c.column_name::text
+               FROM pghistory._tracked_columns(t.tracked_table, t.fields, t.exclude) AS c) AS fields,
+       t.context,
+       t.level,
+       t.append_only
+  FROM pghistory.tracked AS t;
+COMMENT ON VIEW pghistory.tracking IS 'pghistory: the tracked tables and how they are tracked';
+
+-- Rebuilds pghistory.aggregate_events over the current event tables.
+CREATE FUNCTION pghistory._rebuild_aggregate_events()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NULL;  -- filled in by browsing.sql
+END
+$$;
