@@ -281,14 +281,6 @@ AS %L$sql$, v_function, format(E'\n#variable_conflict use_column\n'
                            WHEN 'delete' THEN 'REFERENCING OLD TABLE AS pgh_old_rows'
                            ELSE '' END,
                        v_function);
-        -- The condition is part of the generated SELECT; let PostgreSQL
-        -- check it now, as the WHEN of a row trigger, so a mistake is
-        -- reported by track() rather than by the user's next write.
-        IF p_tracker.condition IS NOT NULL THEN
-            EXECUTE format('CREATE TRIGGER pgh_check_condition %s ON %s FOR EACH ROW WHEN ((%s)::boolean) EXECUTE FUNCTION %s()',
-                           v_timing, v_table, p_tracker.condition, v_function);
-            EXECUTE format('DROP TRIGGER pgh_check_condition ON %s', v_table);
-        END IF;
     END IF;
 END
 $$;

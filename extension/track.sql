@@ -26,7 +26,7 @@ $$;
 -- The checks track() makes on each tracker against the table.
 CREATE FUNCTION pghistory._check_trackers(p_table regclass, p_trackers pghistory.tracker[])
 RETURNS void
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -66,6 +66,22 @@ BEGIN
                     v_tracker.label, v_unknown, pghistory._qualified_name(p_table)
                 USING ERRCODE = 'undefined_column',
                       HINT = 'changed names columns of the tracked table; names are case-sensitive.';
+        END IF;
+        -- A condition becomes part of the generated trigger function; let
+        -- PostgreSQL check it now, as the WHEN of a throwaway row trigger,
+        -- so a mistake is reported here rather than by the next write.
+        IF v_tracker.condition IS NOT NULL THEN
+            BEGIN
+                EXECUTE format('CREATE TRIGGER pgh_check_condition AFTER %s ON %s FOR EACH ROW '
+                               'WHEN ((%s)::boolean) EXECUTE FUNCTION pghistory._refuse_history_change()',
+                               v_tracker.operation, p_table, v_tracker.condition);
+                EXECUTE format('DROP TRIGGER pgh_check_condition ON %s', p_table);
+            EXCEPTION WHEN OTHERS THEN
+                RAISE EXCEPTION 'pghistory: the condition of tracker "%" is not valid: %', v_tracker.label, SQLERRM
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'A condition is an SQL boolean expression over OLD and NEW, as in a trigger''s WHEN: '
+                                 'insert trackers see NEW only, delete trackers OLD only.';
+            END;
         END IF;
     END LOOP;
 END
