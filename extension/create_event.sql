@@ -5,10 +5,11 @@
 
 -- Snapshots the current row of tbl whose primary key is obj_id under a
 -- label registered for the table (usually a manual_event), linked to the
--- active context. obj_id may be given in the key's own type or as text.
+-- active context. obj_id is given as text here; the overload below takes
+-- it in the key's own type.
 -- Refuses untracked tables, unknown labels, tables without a single-column
 -- primary key and keys that match no row. Returns the event's pgh_id.
-CREATE FUNCTION pghistory.create_event(tbl regclass, obj_id anyelement, label text)
+CREATE FUNCTION pghistory.create_event(tbl regclass, obj_id text, label text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -53,10 +54,10 @@ BEGIN
                    v_config.event_table, v_lists.target, v_lists.vals,
                    pghistory._qualified_name(create_event.tbl), v_pk.column_name, v_pk.column_type)
        INTO v_pgh_id
-      USING create_event.obj_id::text, create_event.label, v_context_id, v_context;
+      USING create_event.obj_id, create_event.label, v_context_id, v_context;
     IF v_pgh_id IS NULL THEN
         RAISE EXCEPTION 'pghistory: % has no row with % = %', create_event.tbl, quote_ident(v_pk.column_name),
-                quote_literal(create_event.obj_id::text)
+                quote_literal(create_event.obj_id)
             USING ERRCODE = 'no_data_found',
                   HINT = 'create_event snapshots an existing row; check the key.';
     END IF;
@@ -66,3 +67,10 @@ BEGIN
     RETURN v_pgh_id;
 END
 $$;
+
+-- create_event() with the key in its own type: 1, 1::bigint, a uuid.
+CREATE FUNCTION pghistory.create_event(tbl regclass, obj_id anyelement, label text)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pghistory.create_event(tbl, obj_id::text, label) $$;

@@ -101,17 +101,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_trigger record;
+    v_functions regprocedure[] := '{}';
 BEGIN
     FOR v_trigger IN
-        SELECT t.tgname, t.tgfoid::regprocedure AS function
-          FROM pg_catalog.pg_trigger AS t
+        SELECT t.tgname, t.tgrelid::regclass AS relation, t.tgfoid::regprocedure AS function
+          FROM pghistory._table_tree(p_tracked) AS r
+          JOIN pg_catalog.pg_trigger AS t ON t.tgrelid = r.relid
           JOIN pg_catalog.pg_proc AS p ON p.oid = t.tgfoid
-         WHERE t.tgrelid = p_tracked
-           AND NOT t.tgisinternal
+         WHERE NOT t.tgisinternal
+           AND t.tgparentid = 0   -- clones go with the trigger they were cloned from
            AND p.pronamespace = 'pghistory'::regnamespace
            AND p.proname <> '_refuse_history_change'
     LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, p_tracked);
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.relation);
+        v_functions := v_functions || v_trigger.function;
+    END LOOP;
+    FOR v_trigger IN SELECT DISTINCT f AS function FROM unnest(v_functions) AS f LOOP
         EXECUTE format('DROP FUNCTION %s', v_trigger.function);
     END LOOP;
 END
@@ -188,6 +193,7 @@ DECLARE
     v_attach text := '';
     v_insert text;
     v_timing text;
+    v_relation regclass;
 BEGIN
     v_source := CASE WHEN v_row_level THEN upper(p_tracker.snapshot) ELSE p_tracker.snapshot END;
 
@@ -225,13 +231,16 @@ BEGIN
         v_from := CASE p_tracker.operation
             WHEN 'insert' THEN 'pgh_new_rows AS new'
             WHEN 'delete' THEN 'pgh_old_rows AS old'
-            WHEN 'truncate' THEN v_table || ' AS old'   -- a partitioned table's rows, too
+            WHEN 'truncate' THEN v_table || ' AS old'
             -- Old and new rows are paired by their position in the
             -- transition tables, which PostgreSQL fills in step; pairing by
             -- key would lose updates that change the key.
             WHEN 'update' THEN E'(SELECT row_number() OVER () AS pgh_row, * FROM pgh_old_rows) AS old\n'
                             || E'      JOIN (SELECT row_number() OVER () AS pgh_row, * FROM pgh_new_rows) AS new USING (pgh_row)'
         END;
+        IF p_tracker.operation = 'truncate' THEN
+            v_when := v_when || 'old.tableoid = TG_RELID'::text;  -- the rows of the table being emptied
+        END IF;
         v_insert := format(E'INSERT INTO %s (%s)\n    SELECT %s\n      FROM %s', p_config.event_table,
                            v_target, v_values, v_from);
         IF v_when IS NOT NULL THEN
@@ -273,14 +282,24 @@ AS %L$sql$, v_function, format(E'\n#variable_conflict use_column\n'
                             THEN 'WHEN (' || array_to_string(v_when, ' AND ') || ')' ELSE '' END,
                        v_function);
     ELSE
-        EXECUTE format('CREATE TRIGGER %I %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                       v_trigger, v_timing, v_table,
-                       CASE p_tracker.operation
-                           WHEN 'insert' THEN 'REFERENCING NEW TABLE AS pgh_new_rows'
-                           WHEN 'update' THEN 'REFERENCING OLD TABLE AS pgh_old_rows NEW TABLE AS pgh_new_rows'
-                           WHEN 'delete' THEN 'REFERENCING OLD TABLE AS pgh_old_rows'
-                           ELSE '' END,
-                       v_function);
+        -- Statement triggers fire only for the table a statement names, so a
+        -- partitioned table gets them on every partition too (a write
+        -- through the root fires the root's alone). TRUNCATE fires the
+        -- triggers of every table it empties: its trigger sits on each table
+        -- that holds rows, and stores the rows of that table only.
+        FOR v_relation IN
+            SELECT t.relid FROM pghistory._table_tree(p_config.tracked_table) AS t
+             WHERE p_tracker.operation <> 'truncate' OR t.relkind = 'r'
+        LOOP
+            EXECUTE format('CREATE TRIGGER %I %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                           v_trigger, v_timing, v_relation,
+                           CASE p_tracker.operation
+                               WHEN 'insert' THEN 'REFERENCING NEW TABLE AS pgh_new_rows'
+                               WHEN 'update' THEN 'REFERENCING OLD TABLE AS pgh_old_rows NEW TABLE AS pgh_new_rows'
+                               WHEN 'delete' THEN 'REFERENCING OLD TABLE AS pgh_old_rows'
+                               ELSE '' END,
+                           v_function);
+        END LOOP;
     END IF;
 END
 $$;

@@ -134,3 +134,17 @@ BEGIN
     END IF;
 END
 $$;
+
+-- A table and, when it is partitioned, all its partitions, root first.
+-- (pg_partition_tree() alone returns nothing for a plain table.)
+CREATE FUNCTION pghistory._table_tree(p_table regclass)
+RETURNS TABLE (relid regclass, relkind "char")
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.oid::regclass, c.relkind
+      FROM pg_catalog.pg_class AS c
+      LEFT JOIN pg_catalog.pg_partition_tree(p_table) AS t ON t.relid = c.oid
+     WHERE c.oid = p_table OR t.relid IS NOT NULL
+     ORDER BY coalesce(t.level, 0), c.oid
+$$;
