@@ -1,0 +1,117 @@
+"""Setting and clearing pghistory's settings so that they last exactly as long
+as a Python block, whatever the connection's transaction does meanwhile.
+
+The settings (``pghistory.context_id``, ``pghistory.context_metadata``,
+``pghistory.enabled``) are PostgreSQL configuration parameters, and those are
+transactional: a value set inside a transaction that rolls back is undone.
+The rules, shared by `pghistory.context()` and `pghistory.ignore()`:
+
+Entering a block (`apply`):
+
+- session mode, connection idle: set the values for the session; on a
+  non-autocommit connection, commit that statement on its own, so a rollback
+  later inside the block cannot undo it (the block is *durable*);
+- session mode, transaction open: set the values inside it (a rollback of that
+  transaction undoes them, together with everything else it did);
+- local mode: set the values for the current transaction only; an autocommit
+  connection outside a transaction is refused (`ContextError`), since the
+  values would end with the statement that sets them.
+
+Leaving a block (`finish`), session mode:
+
+- connection idle: clear for the session (and commit on its own);
+- transaction aborted (an error inside the block): roll it back, since nothing
+  else can run in it anyway, then clear as above; inside a
+  ``conn.transaction()`` block psycopg forbids that rollback, and that block,
+  which began before ours, will roll back to the values from before ours;
+- transaction open and the block raised, when the block was durable (the
+  transaction began inside it): roll it back too, as ``with conn:`` does; a
+  later rollback would otherwise bring the committed values back;
+- transaction open otherwise: clear inside it.
+
+Leaving a block, local mode: clear inside the transaction if it is still
+open; a finished transaction took the values with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+
+from ._ops import Commit, Execute, Gen, Row, Rollback
+from .errors import ContextError
+
+IDLE = TransactionStatus.IDLE
+INERROR = TransactionStatus.INERROR
+UNKNOWN = TransactionStatus.UNKNOWN
+
+CONTEXT_ID = "pghistory.context_id"
+CONTEXT_METADATA = "pghistory.context_metadata"
+ENABLED = "pghistory.enabled"
+
+
+def set_config(values: Mapping[str, str], is_local: bool) -> Execute:
+    """One statement setting every name in *values* (``set_config()``)."""
+    calls = sql.SQL(", ").join(
+        sql.SQL("pg_catalog.set_config({}, {}, {})").format(
+            sql.Placeholder(), sql.Placeholder(), sql.Placeholder()
+        )
+        for _ in values
+    )
+    params: list[Any] = []
+    for name, value in values.items():
+        params += [name, value, is_local]
+    return Execute(sql.SQL("SELECT ") + calls, params)
+
+
+def apply(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+          stmt: Execute, local: bool) -> Gen[tuple[list[Row], bool]]:
+    """Run *stmt* (which sets settings) by the entry rules above.
+
+    Returns its rows and whether the values are durable: committed for the
+    session, out of reach of a later rollback.
+    """
+    status = conn.info.transaction_status
+    if local and status == IDLE and conn.autocommit:
+        raise ContextError(
+            "local=True needs an open transaction, and this autocommit connection "
+            "has none: the settings would end with the statement setting them. "
+            "Enter the block inside `with conn.transaction():` (or leave local=False)"
+        )
+    own_transaction = status == IDLE and not conn.autocommit
+    try:
+        rows: list[Row] = yield stmt
+        if own_transaction and not local:
+            yield Commit()
+    except psycopg.Error:
+        if own_transaction:
+            yield Rollback()  # it held nothing but our statement
+        raise
+    return rows, status == IDLE and not local
+
+
+def finish(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+           clear: Callable[[bool], Execute], *, local: bool, durable: bool,
+           raised: bool) -> Gen[None]:
+    """Run ``clear(is_local)`` by the exit rules above."""
+    if conn.closed or conn.broken:
+        return
+    status = conn.info.transaction_status
+    if local:
+        if status not in (IDLE, INERROR, UNKNOWN):
+            yield clear(True)
+        return
+    if status == INERROR or (status != IDLE and raised and durable):
+        try:
+            yield Rollback()
+        except psycopg.ProgrammingError:
+            pass  # inside conn.transaction(): that block ends the transaction
+        status = conn.info.transaction_status
+    if status == IDLE:
+        yield from apply(conn, clear(False), local=False)
+    elif status != INERROR:
+        yield clear(False)
