@@ -3,6 +3,10 @@
 -- tables.sql: the extension's own tables
 -- ---------------------------------------------------------------------------
 
+-- Every role may call pghistory's functions (set_context() above all);
+-- what they may read or change is decided by the grants on each table.
+GRANT USAGE ON SCHEMA pghistory TO PUBLIC;
+
 -- Who and why: one row per context an application started. Written by the
 -- trigger functions (upsert, at most once per statement), never deleted.
 -- The column names match django-pghistory's, so a database written by both

@@ -1,0 +1,164 @@
+"""Context: the GUCs, the SQL helpers, and what events and pghistory.context record."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from sqlhelpers import events, rows, value
+
+
+@pytest.fixture
+def orders(conn: psycopg.Connection) -> str:
+    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    conn.execute("SELECT pghistory.track('orders')")
+    conn.execute("INSERT INTO orders SELECT g, 'new' FROM generate_series(1, 100) AS g")
+    return "orders"
+
+
+def context_writes(conn: psycopg.Connection) -> tuple[int, int]:
+    """Rows inserted into and updated in pghistory.context by the current transaction."""
+    return rows(conn, """SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables
+                          WHERE relid = 'pghistory.context'::regclass""")[0]
+
+
+def test_set_context_starts_a_context_and_merges_into_it(conn):
+    with conn.transaction():
+        first = value(conn, """SELECT pghistory.set_context('{"user": "alice", "url": "/a"}')""")
+        assert isinstance(first, uuid.UUID)
+        assert value(conn, "SELECT pghistory.current_context_id()") == first
+        again = value(conn, """SELECT pghistory.set_context('{"url": "/b", "reason": "refund"}')""")
+        assert again == first
+        assert value(conn, "SELECT current_setting('pghistory.context_id')") == str(first)
+        assert value(conn, "SELECT current_setting('pghistory.context_metadata')::jsonb") == {
+            "user": "alice", "url": "/b", "reason": "refund"}
+    # is_local (the default): gone with the transaction
+    assert value(conn, "SELECT pghistory.current_context_id()") is None
+
+
+def test_session_context_lasts_until_cleared(conn):
+    session = value(conn, """SELECT pghistory.set_context('{"job": "nightly"}', is_local => false)""")
+    assert value(conn, "SELECT pghistory.current_context_id()") == session
+    conn.execute("SELECT pghistory.clear_context()")
+    assert value(conn, "SELECT pghistory.current_context_id()") is None
+    assert value(conn, "SELECT current_setting('pghistory.context_metadata')") == ""
+
+
+def test_events_point_at_the_context_row(conn, orders):
+    with conn.transaction():
+        context_id = value(conn, """SELECT pghistory.set_context('{"user": "alice"}')""")
+        conn.execute("UPDATE orders SET status = 'paid' WHERE id <= 2")
+    conn.execute("UPDATE orders SET status = 'shipped' WHERE id = 1")
+    assert events(conn, "orders_event", "pgh_label, id, pgh_context_id")[100:] == [
+        ("update", 1, context_id), ("update", 2, context_id), ("update", 1, None)]
+    assert rows(conn, "SELECT id, metadata, created_at = updated_at FROM pghistory.context") == [
+        (context_id, {"user": "alice"}, True)]
+
+
+def test_context_is_upserted_once_per_statement_not_per_row(conn, orders):
+    with conn.transaction():
+        conn.execute("""SELECT pghistory.set_context('{"user": "alice"}')""")
+        conn.execute("UPDATE orders SET status = 'paid'")  # 100 events
+        assert context_writes(conn) == (1, 0)
+        conn.execute("UPDATE orders SET status = 'shipped'")  # same context: nothing to write
+        assert context_writes(conn) == (1, 0)
+        conn.execute("""SELECT pghistory.set_context('{"reason": "late"}')""")
+        conn.execute("UPDATE orders SET status = 'delayed'")  # metadata changed: one update
+        assert context_writes(conn) == (1, 1)
+    assert value(conn, "SELECT count(DISTINCT pgh_context_id) FROM orders_event WHERE pgh_label = 'update'") == 1
+    assert rows(conn, "SELECT metadata FROM pghistory.context") == [({"user": "alice", "reason": "late"},)]
+
+
+def test_later_transaction_with_changed_metadata_updates_the_row(conn, orders):
+    context_id = str(uuid.uuid4())
+    for metadata in ('{"step": 1}', '{"step": 1}', '{"step": 2}'):
+        with conn.transaction():
+            conn.execute("SELECT set_config('pghistory.context_id', %s, true), "
+                         "set_config('pghistory.context_metadata', %s, true)", (context_id, metadata))
+            conn.execute("UPDATE orders SET status = status || '!' WHERE id = 1")
+    assert rows(conn, "SELECT id::text, metadata, created_at < updated_at FROM pghistory.context") == [
+        (context_id, {"step": 2}, True)]
+
+
+def test_no_context_no_context_row(conn, orders):
+    conn.execute("UPDATE orders SET status = 'paid' WHERE id = 1")
+    assert value(conn, "SELECT pgh_context_id FROM orders_event WHERE pgh_label = 'update'") is None
+    assert value(conn, "SELECT count(*) FROM pghistory.context") == 0
+
+
+@pytest.mark.parametrize("level", ["statement", "row"])
+def test_json_mode_stores_the_metadata_as_it_was_at_each_event(conn, level):
+    conn.execute("CREATE TABLE t (id int PRIMARY KEY, v int)")
+    conn.execute("SELECT pghistory.track('t', context => 'json', level => %s)", (level,))
+    with conn.transaction():
+        context_id = value(conn, """SELECT pghistory.set_context('{"user": "alice"}')""")
+        conn.execute("INSERT INTO t VALUES (1, 1)")
+        conn.execute("""SELECT pghistory.set_context('{"step": 2}')""")
+        conn.execute("UPDATE t SET v = 2")
+    conn.execute("DELETE FROM t")
+    assert events(conn, "t_event", "pgh_label, pgh_context_id, pgh_context") == [
+        ("insert", context_id, {"user": "alice"}),
+        ("update", context_id, {"user": "alice", "step": 2}),
+        ("delete", None, None)]
+    assert value(conn, "SELECT count(*) FROM pghistory.context") == 0  # json mode keeps it in the events
+
+
+def test_none_mode_has_no_context_columns(conn):
+    conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    conn.execute("SELECT pghistory.track('t', context => 'none')")
+    with conn.transaction():
+        conn.execute("""SELECT pghistory.set_context('{"user": "alice"}')""")
+        conn.execute("INSERT INTO t VALUES (1)")
+    assert value(conn, """SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
+                           WHERE attrelid = 't_event'::regclass AND attnum > 0""") == [
+        "pgh_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "id"]
+    assert value(conn, "SELECT count(*) FROM pghistory.context") == 0
+
+
+@pytest.mark.parametrize("metadata, kind", [("'[1, 2]'", "array"), ("'\"alice\"'", "string"), ("'null'", "null")])
+def test_set_context_refuses_metadata_that_is_not_an_object(conn, metadata, kind):
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as info:
+        conn.execute(f"SELECT pghistory.set_context({metadata})")
+    assert info.value.diag.message_primary == f"pghistory.set_context: metadata must be a JSON object, not a JSON {kind}"
+    assert value(conn, "SELECT pghistory.current_context_id()") is None
+
+
+@pytest.mark.parametrize("level", ["statement", "row"])
+@pytest.mark.parametrize("metadata, message", [
+    ("not json", "pghistory.context_metadata is not valid JSON: not json"),
+    ("[1]", "pghistory.context_metadata must be a JSON object, not a JSON array"),
+])
+def test_bad_metadata_on_the_guc_fails_the_write_and_loses_nothing(conn, level, metadata, message):
+    conn.execute("CREATE TABLE t (id int PRIMARY KEY, v int)")
+    conn.execute("SELECT pghistory.track('t', level => %s)", (level,))
+    conn.execute("INSERT INTO t VALUES (1, 1)")
+    conn.execute("SET pghistory.context_id = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'")
+    conn.execute("SET pghistory.context_metadata = %s" % psycopg.sql.quote(metadata))
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as info:
+        conn.execute("UPDATE t SET v = 2")
+    assert info.value.diag.message_primary == message
+    assert "pghistory.set_context()" in info.value.diag.message_hint or "object" in info.value.diag.message_hint
+    # the error rolled the write back: nothing changed, nothing half-recorded
+    assert rows(conn, "SELECT id, v FROM t") == [(1, 1)]
+    assert events(conn, "t_event") == [("insert", 1)]
+    assert value(conn, "SELECT count(*) FROM pghistory.context") == 0
+
+
+def test_bad_context_id_is_an_error(conn, orders):
+    conn.execute("SET pghistory.context_id = 'user-42'")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match='pghistory.context_id is "user-42", which is not a uuid'):
+        conn.execute("UPDATE orders SET status = 'x' WHERE id = 1")
+    assert value(conn, "SELECT status FROM orders WHERE id = 1") == "new"
+
+
+def test_context_set_by_django_pghistory_style_gucs_is_understood(conn, orders):
+    """django-pghistory sets the same two settings; a shared database gets one history."""
+    context_id = str(uuid.uuid4())
+    with conn.transaction():
+        conn.execute("SELECT set_config('pghistory.context_id', %s, true)", (context_id,))
+        conn.execute("""SELECT set_config('pghistory.context_metadata', '{"user": 1, "url": "/admin/"}', true)""")
+        conn.execute("DELETE FROM orders WHERE id = 1")
+    assert value(conn, "SELECT pgh_context_id::text FROM orders_event WHERE pgh_label = 'delete'") == context_id
+    assert value(conn, "SELECT metadata FROM pghistory.context") == {"user": 1, "url": "/admin/"}
