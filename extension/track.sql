@@ -264,6 +264,11 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT * FROM pghistory.tracking lists the tracked tables.';
     END IF;
+    IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = untrack.tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'pghistory: only the owner of % can untrack it', untrack.tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Run untrack() as the owner of the table or as a member of that role.';
+    END IF;
     PERFORM pghistory._drop_triggers(untrack.tbl);
     DELETE FROM pghistory.tracked AS t WHERE t.tracked_table = untrack.tbl;
     IF untrack.drop_events THEN
