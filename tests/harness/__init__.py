@@ -1,0 +1,37 @@
+"""pghistory's test harness: PostgreSQL builds per major and throwaway servers.
+
+Shared by tests/run, tests/conftest.py, tests/demo.py and bench/ (put tests/ on
+sys.path, as tests/run does, then ``import harness``).
+
+    harness.majors_from_env()       # [14, 15, 16, 17, 18] or $PGH_MAJORS
+    build = harness.prepare(15)     # find/fetch a PG 15 build, `make install` pghistory into it
+    with harness.Server(build) as pg:
+        pg.dsn("postgres"), pg.connect(), pg.psql("-c", "select 1"), pg.bin("pgbench")
+"""
+
+from .builds import (
+    ROOT,
+    Build,
+    BuildError,
+    cache_dir,
+    find_build,
+    install_extension,
+    majors_from_env,
+    prepare,
+)
+from .servers import Server, ServerError, reap_orphans, stop_on_sigterm
+
+__all__ = [
+    "ROOT",
+    "Build",
+    "BuildError",
+    "Server",
+    "ServerError",
+    "cache_dir",
+    "find_build",
+    "install_extension",
+    "majors_from_env",
+    "prepare",
+    "reap_orphans",
+    "stop_on_sigterm",
+]
