@@ -1,0 +1,205 @@
+"""Fixtures for pghistory's tests: a throwaway server per PostgreSQL major, a fresh database per test.
+
+    def test_something(pg, conn):            # runs once per major: ids pg14 .. pg18
+        if pg.major < 16: pytest.skip("needs 16")
+        conn.execute("SELECT pghistory.track('t')")
+
+Fixtures
+    pg           session  the running harness.Server (pg.major, pg.host, pg.port, pg.user,
+                          pg.bindir, pg.bin("psql"), pg.dsn(dbname, user=None), pg.connect(...),
+                          pg.psql(...), pg.build.pg_config); parametrized over $PGH_MAJORS.
+    db           function name (str) of a fresh database made from a template that already has
+                          CREATE EXTENSION pghistory; dropped (WITH FORCE) after the test.
+    dsn          function conninfo string of that database, as the superuser.
+    conn         function psycopg.Connection to it, autocommit=True, superuser; closed after.
+    connect      function factory connect(user=None, *, autocommit=True, dbname=None, **kwargs)
+                          -> another psycopg.Connection to the test db (as `user` if given);
+                          all closed after the test.
+    make_role    function factory make_role(prefix="pgh_role", *, login=True, superuser=False,
+                          password=None, attributes="") -> unique role name; the roles are
+                          dropped after the test (after its database).
+    empty_db     function like db but without the extension (for install/upgrade tests).
+
+Only one server runs at a time: the majors are pytest params of the session-scoped
+`pg`, and pytest finishes one param's server before starting the next.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import harness
+
+MAJORS = harness.majors_from_env()
+TEMPLATE = "pghistory_template"
+
+try:  # DB-backed examples are slow and uneven; one database serves all examples of a test
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "pghistory",
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pghistory"))
+except ImportError:  # pragma: no cover
+    pass
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    harness.stop_on_sigterm()  # a killed run still stops its server
+
+
+@pytest.fixture(scope="session", params=MAJORS, ids=[f"pg{m}" for m in MAJORS])
+def pg(request: pytest.FixtureRequest) -> Iterator[harness.Server]:
+    """A running throwaway server of one major (all tests using it run per major)."""
+    major: int = request.param
+    # tests/run has already fetched the builds and run `make install` (PGH_PREPARED);
+    # a bare `pytest` does both here.
+    build = harness.prepare(major, install=not os.environ.get("PGH_PREPARED"))
+    with harness.Server(build) as server:
+        yield server
+
+
+def _create_database(pg: harness.Server, name: str, template: str | None = None) -> None:
+    stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        if pg.major >= 15:  # tiny databases copy faster as files than through the WAL
+            stmt += sql.SQL(" STRATEGY FILE_COPY")
+    with pg.connect() as c:
+        for attempt in range(20):
+            try:
+                c.execute(stmt)
+                return
+            except psycopg.errors.ObjectInUse:  # autovacuum visiting the template
+                if attempt == 19:
+                    raise
+                time.sleep(0.1)
+
+
+def _drop_database(pg: harness.Server, name: str) -> None:
+    with pg.connect() as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _unique_name(request: pytest.FixtureRequest, prefix: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    return f"{prefix}_{slug}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def template_db(pg: harness.Server) -> Iterator[str]:
+    """A database with CREATE EXTENSION pghistory done, copied for each test."""
+    _drop_database(pg, TEMPLATE)
+    _create_database(pg, TEMPLATE)
+    try:
+        with pg.connect(TEMPLATE) as c:
+            c.execute("CREATE EXTENSION pghistory")
+    except psycopg.Error as exc:
+        _drop_database(pg, TEMPLATE)
+        pytest.fail(f"pg{pg.major}: CREATE EXTENSION pghistory failed: {exc}", pytrace=False)
+    with pg.connect() as c:
+        c.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+            sql.Identifier(TEMPLATE)))
+    yield TEMPLATE
+
+
+@pytest.fixture
+def make_role(pg: harness.Server) -> Iterator[Callable[..., str]]:
+    """Factory for throwaway roles (cluster-wide, so uniquely named and dropped after the test)."""
+    created: list[str] = []
+
+    def make_role(
+        prefix: str = "pgh_role",
+        *,
+        login: bool = True,
+        superuser: bool = False,
+        password: str | None = None,
+        attributes: str = "",
+    ) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        parts = [sql.SQL("CREATE ROLE {}").format(sql.Identifier(name))]
+        parts.append(sql.SQL("LOGIN" if login else "NOLOGIN"))
+        if superuser:
+            parts.append(sql.SQL("SUPERUSER"))
+        if password is not None:
+            parts.append(sql.SQL("PASSWORD {}").format(sql.Literal(password)))
+        if attributes:
+            parts.append(sql.SQL(attributes))  # e.g. "CREATEDB IN ROLE foo"
+        with pg.connect() as c:
+            c.execute(sql.SQL(" ").join(parts))
+        created.append(name)
+        return name
+
+    yield make_role
+
+    errors = []
+    with pg.connect() as c:
+        for name in reversed(created):
+            ident = sql.Identifier(name)
+            try:
+                c.execute(sql.SQL("DROP OWNED BY {}").format(ident))  # what it holds in `postgres`
+                c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+            except psycopg.Error as exc:
+                errors.append(f"{name}: {exc}")
+    if errors:
+        pytest.fail("could not drop test roles: " + "; ".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def db(
+    request: pytest.FixtureRequest, pg: harness.Server, template_db: str, make_role: Callable[..., str]
+) -> Iterator[str]:
+    """Name of a fresh database with pghistory installed, dropped after the test."""
+    # (depends on make_role so that roles are dropped after the database that may reference them)
+    name = _unique_name(request, "t")
+    _create_database(pg, name, template_db)
+    yield name
+    _drop_database(pg, name)
+
+
+@pytest.fixture
+def empty_db(request: pytest.FixtureRequest, pg: harness.Server, make_role: Callable[..., str]) -> Iterator[str]:
+    """Name of a fresh database *without* the extension, dropped after the test."""
+    name = _unique_name(request, "e")
+    _create_database(pg, name)
+    yield name
+    _drop_database(pg, name)
+
+
+@pytest.fixture
+def dsn(pg: harness.Server, db: str) -> str:
+    """conninfo string of the test database (superuser)."""
+    return pg.dsn(db)
+
+
+@pytest.fixture
+def connect(pg: harness.Server, db: str) -> Iterator[Callable[..., psycopg.Connection]]:
+    """Factory for more connections to the test database; closed at teardown."""
+    conns: list[psycopg.Connection] = []
+
+    def connect(
+        user: str | None = None, *, autocommit: bool = True, dbname: str | None = None, **kwargs
+    ) -> psycopg.Connection:
+        c = psycopg.connect(pg.dsn(dbname or db, user=user), autocommit=autocommit, **kwargs)
+        conns.append(c)
+        return c
+
+    yield connect
+    for c in conns:
+        c.close()
+
+
+@pytest.fixture
+def conn(connect: Callable[..., psycopg.Connection]) -> psycopg.Connection:
+    """psycopg connection to the test database: superuser, autocommit=True."""
+    return connect()
