@@ -129,11 +129,18 @@ BEGIN
         RAISE EXCEPTION 'pghistory: % is a temporary table, whose history would vanish with it', track.tbl
             USING ERRCODE = 'wrong_object_type', HINT = 'Track permanent tables only.';
     END IF;
-    IF NOT pg_has_role(current_user, v_relation.relowner, 'USAGE') THEN
+    IF NOT pghistory._owns(track.tbl) THEN
         RAISE EXCEPTION 'pghistory: only the owner of % can track it', track.tbl
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('Run track() as %I (the owner) or as a member of that role.',
                                 pg_get_userbyid(v_relation.relowner));
+    END IF;
+    -- the trigger functions live in schema pghistory
+    IF NOT has_schema_privilege('pghistory', 'CREATE') THEN
+        RAISE EXCEPTION 'pghistory: % may not create trigger functions in schema pghistory', current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('A superuser or the extension''s owner can GRANT CREATE ON SCHEMA pghistory TO %I.',
+                                current_user);
     END IF;
     IF track.context IS NULL OR track.context NOT IN ('fk', 'json', 'none') THEN
         RAISE EXCEPTION 'pghistory: unknown context mode %', quote_nullable(track.context)
@@ -258,16 +265,16 @@ AS $$
 DECLARE
     v_event_table regclass;
 BEGIN
+    IF NOT pghistory._owns(untrack.tbl) THEN
+        RAISE EXCEPTION 'pghistory: only the owner of % can untrack it', untrack.tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Run untrack() as the owner of the table or as a member of that role.';
+    END IF;
     SELECT t.event_table INTO v_event_table FROM pghistory.tracked AS t WHERE t.tracked_table = untrack.tbl;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pghistory: % is not tracked', untrack.tbl
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT * FROM pghistory.tracking lists the tracked tables.';
-    END IF;
-    IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = untrack.tbl), 'USAGE') THEN
-        RAISE EXCEPTION 'pghistory: only the owner of % can untrack it', untrack.tbl
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Run untrack() as the owner of the table or as a member of that role.';
     END IF;
     PERFORM pghistory._drop_triggers(untrack.tbl);
     DELETE FROM pghistory.tracked AS t WHERE t.tracked_table = untrack.tbl;

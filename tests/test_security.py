@@ -47,7 +47,6 @@ def test_writers_need_no_privilege_on_history(conn, connect, app, level):
     "UPDATE pghistory.context SET metadata = '{}'",
     "DELETE FROM pghistory.context",
     "TRUNCATE pghistory.context",
-    "DELETE FROM pghistory.tracked",
     "SELECT pghistory.\"public.orders/insert\"()",
 ])
 def test_application_roles_cannot_read_or_forge_history(conn, connect, app, statement):
@@ -102,3 +101,30 @@ def test_search_path_tricks_do_not_reach_pghistory(conn, connect, app, level):
     assert events(conn, "orders_event", "pgh_label, id, status, pgh_created_at > '2001-01-01', pgh_context_id") == [
         ("insert", 1, "new", True, context_id), ("insert", 2, "new", True, context_id),
         ("update", 1, "paid", True, context_id)]
+
+
+def test_the_registry_is_readable_but_only_owners_change_their_rows(conn, connect, app):
+    writer = connect(user=app)
+    assert rows(writer, "SELECT tracked_table::text FROM pghistory.tracked") == [("orders",)]
+    assert writer.execute("DELETE FROM pghistory.tracked").rowcount == 0
+    assert writer.execute("UPDATE pghistory.tracked SET append_only = false").rowcount == 0
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        writer.execute("""INSERT INTO pghistory.tracked (tracked_table, event_table, trackers, context, level, append_only)
+                          VALUES ('orders_event', 'orders', '{}', 'fk', 'row', false)""")
+    assert value(conn, "SELECT append_only FROM pghistory.tracked") is True
+
+
+def test_an_owner_who_is_not_superuser_tracks_with_create_on_schema_pghistory(conn, connect, make_role):
+    owner = make_role("pgh_owner")
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    as_owner = connect(user=owner)
+    as_owner.execute("CREATE TABLE mine (id int PRIMARY KEY, v text)")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+        as_owner.execute("SELECT pghistory.track('mine')")
+    assert info.value.diag.message_primary == f"pghistory: {owner} may not create trigger functions in schema pghistory"
+    conn.execute(f"GRANT CREATE ON SCHEMA pghistory TO {owner}")
+    as_owner.execute("SELECT pghistory.track('mine')")
+    as_owner.execute("INSERT INTO mine VALUES (1, 'a')")
+    assert events(as_owner, "mine_event", "pgh_label, v") == [("insert", "a")]
+    as_owner.execute("SELECT pghistory.untrack('mine', drop_events => true)")
+    conn.execute(f"REVOKE CREATE ON SCHEMA pghistory FROM {owner}")
