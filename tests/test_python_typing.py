@@ -1,0 +1,103 @@
+"""The package is typed: ``mypy --strict`` passes on it, and its overloads
+give callers the right types on both connection kinds. Runs once, not per
+PostgreSQL major (it needs no server)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+USAGE = '''
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+
+import pghistory as pgh
+
+
+def sync(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    version: str = pgh.install(conn)
+    table: str = pgh.track(conn, "public.orders", trackers=[pgh.InsertEvent(), pgh.UpdateEvent("s", changed=["status"])],
+                           fields=["id"], event_table=sql.Identifier("audit", "h"), context="json", level="row",
+                           append_only=False)
+    with pgh.context(conn, user="alice") as ctx:
+        ident: uuid.UUID | None = ctx.id
+        pgh.context(conn, reason="x")
+        pgh_id: int = pgh.create_event(conn, "orders", 1, "seen")
+    with pgh.ignore(conn, local=False):
+        pass
+    events: list[pgh.Event] = pgh.events(conn, "orders", obj_id=1, labels=["update"], context_id=ident)
+    label: str = events[0].pgh_label
+    reverted: int = pgh.revert(conn, "orders_event", pgh_id)
+    nothing: None = pgh.untrack(conn, "orders", drop_events=True)
+    pgh.reset(conn)
+    pool = psycopg_pool.ConnectionPool("", reset=pgh.reset, open=False)
+
+
+async def asynchronous(aconn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    version: str = await pgh.install(aconn)
+    table: str = await pgh.track(aconn, "orders")
+    async with pgh.context(aconn, user="alice") as ctx:
+        ident: uuid.UUID | None = ctx.id
+        await pgh.context(aconn, reason="x")
+        pgh_id: int = await pgh.create_event(aconn, "orders", 1, "seen")
+    async with pgh.ignore(aconn):
+        pass
+    events: list[pgh.Event] = await pgh.events(aconn)
+    reverted: int = await pgh.revert(aconn, "orders_event", pgh_id)
+    await pgh.untrack(aconn, "orders")
+    await pgh.reset(aconn)
+    pool = psycopg_pool.AsyncConnectionPool("", reset=pgh.reset, open=False)
+'''
+
+MISUSE = '''
+import psycopg
+import pghistory as pgh
+
+
+def wrong(conn: psycopg.Connection[tuple[object, ...]], aconn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    pgh.track(conn, "orders", context="sideways")
+    n: int = pgh.track(conn, "orders")
+    s: str = pgh.track(aconn, "orders")
+    pgh.UpdateEvent(snapshot="middle")
+'''
+
+
+def mypy(*args: str) -> subprocess.CompletedProcess[str]:
+    pytest.importorskip("mypy")
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "MYPYPATH": str(ROOT / "python")},  # also without `pip install -e .`
+    )
+
+
+def test_package_passes_mypy_strict():
+    result = mypy("python/pghistory")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_callers_get_precise_types_on_both_connection_kinds(tmp_path):
+    (tmp_path / "usage.py").write_text(textwrap.dedent(USAGE))
+    (tmp_path / "misuse.py").write_text(textwrap.dedent(MISUSE))
+    ok = mypy(str(tmp_path / "usage.py"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = mypy(str(tmp_path / "misuse.py"))
+    lines = [line.split(": error: ")[1] for line in bad.stdout.splitlines() if ": error: " in line]
+    assert bad.returncode == 1
+    assert len(lines) == 4, bad.stdout
+    assert 'No overload variant of "track" matches argument types' in lines[0]  # context="sideways"
+    assert 'Incompatible types in assignment (expression has type "str", variable has type "int")' in lines[1]
+    assert 'expression has type "Coroutine[Any, Any, str]", variable has type "str"' in lines[2]
+    assert 'Argument "snapshot" to "UpdateEvent" has incompatible type' in lines[3]
