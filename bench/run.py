@@ -1,0 +1,275 @@
+"""`make bench`: what tracking a table costs, next to the same write by hand and django-pghistory.
+
+    make bench                                # the full bench (PostgreSQL 15), checks the bars,
+    ./tests/run --bench [options]             # rewrites bench/RESULTS.md
+    make bench ARGS=--smoke                   # tiny sizes, no bars, no django-pghistory: < 1 min
+
+Starts its own throwaway server (tests/harness), makes one database per target
+(bench/targets.py: plain, dual = the floor by hand, pghistory in three
+configurations, django-pghistory 3.9 at row and statement level), loads the
+same ``--rows`` rows into each, then runs every workload against every target
+in the same run, interleaved: each repetition runs one workload on all
+targets before the next workload, in an order rotated every repetition.
+Reports medians, ratios to the floor, and the bars of issue 5.
+
+Workloads
+    update        bulk UPDATE of every row, under a new context (one transaction)
+    insert        bulk INSERT of --rows new rows, under a new context
+    delete        bulk DELETE of those rows, under a new context
+    one_ctx       pgbench, --clients clients, --duration s: transactions that each
+                  start a new context and UPDATE one random row (tps)
+    one_noctx     the same without a context
+    lookup        pghistory.events('item', id) on a table with 2 x --rows events (ms)
+    storage       bytes per event of each target's event table, after the run
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent / "tests"))
+
+import harness  # noqa: E402
+import report  # noqa: E402
+import targets as tg  # noqa: E402
+
+BULK = ("update", "insert", "delete")
+PGBENCH = ("one_ctx", "one_noctx")
+WORKLOADS = (*BULK, *PGBENCH, "lookup")
+
+# Settings of the bench's server, on top of the harness's (fsync, synchronous_commit
+# and full_page_writes off): room for every target's data in memory, no
+# checkpoint or autovacuum in the middle of a measurement (the bench runs
+# CHECKPOINT and VACUUM itself, untimed, between measurements).
+SERVER_SETTINGS = {
+    "shared_buffers": "1GB",
+    "max_wal_size": "16GB",
+    "checkpoint_timeout": "1h",
+    "autovacuum": "off",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--major", type=int, default=15, help="PostgreSQL major (default 15)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny sizes (1k rows, 1 rep, 1 s pgbench), no bars, no django-pghistory unless --django")
+    p.add_argument("--django", action="store_true", help="with --smoke: include django-pghistory too")
+    p.add_argument("--no-django", action="store_true", help="leave django-pghistory out")
+    p.add_argument("--rows", type=int, help="rows per table (default 100000; smoke 1000)")
+    p.add_argument("--reps", type=int, help="repetitions (default 5; smoke 1)")
+    p.add_argument("--duration", type=float, help="seconds per pgbench run (default 10; smoke 1)")
+    p.add_argument("--clients", type=int, default=2, help="pgbench clients (default 2)")
+    p.add_argument("--protocol", default="prepared", choices=("simple", "extended", "prepared"),
+                   help="pgbench query mode (default prepared)")
+    p.add_argument("--lookups", type=int, help="object-history lookups in all (default 500; smoke 20)")
+    p.add_argument("--targets", help="comma-separated target names to run (default all)")
+    p.add_argument("--workloads", help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=FILE.sql",
+                   help="extra target pghistory_NAME: pghistory defaults with FILE.sql run after CREATE EXTENSION")
+    p.add_argument("--results", type=Path,
+                   help="write the results here (default bench/RESULTS.md for a full run; smoke writes none)")
+    p.add_argument("--no-record", action="store_true", help="write no results file and no runs.json entry")
+    args = p.parse_args(argv)
+    smoke = args.smoke
+    args.rows = args.rows or (1000 if smoke else 100_000)
+    args.reps = args.reps or (1 if smoke else 5)
+    args.duration = args.duration or (1.0 if smoke else 10.0)
+    args.lookups = args.lookups or (20 if smoke else 500)
+    args.with_django = (args.django or not smoke) and not args.no_django
+    args.workload_list = args.workloads.split(",") if args.workloads else list(WORKLOADS)
+    unknown = set(args.workload_list) - set(WORKLOADS)
+    if unknown:
+        p.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    if args.results is None and not smoke and not args.no_record:
+        args.results = HERE / "RESULTS.md"
+    if args.no_record:
+        args.results = None
+    return args
+
+
+def rotated(items: list, rep: int) -> list:
+    k = rep % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
+# -- one measurement ------------------------------------------------------------
+
+def bulk(conn, target: tg.Target, n: int, workload: str) -> float:
+    """Seconds for one bulk transaction (a new context, then the write)."""
+    conn.execute("CHECKPOINT")
+    statement = target.statement(n, workload)
+    start = time.perf_counter()
+    with conn.transaction():
+        conn.execute(tg.SET_CONTEXT)
+        conn.execute(statement)
+    elapsed = time.perf_counter() - start
+    conn.execute("VACUUM ANALYZE item")
+    return elapsed
+
+
+_TPS = re.compile(r"tps = ([0-9.]+) \((?:without initial connection time|excluding connections establishing)\)")
+
+
+def pgbench(pg, target: tg.Target, args, with_context: bool, scripts: Path) -> float:
+    """Transactions per second of ``--clients`` clients updating one row per transaction."""
+    lines = [f"\\set id random(1, {args.rows})", "BEGIN;"]
+    if with_context:
+        lines.append(tg.SET_CONTEXT + ";")
+    lines += [target.statement(args.rows, "update_one", with_context) + ";", "END;"]
+    script = scripts / f"{target.name}_{'ctx' if with_context else 'noctx'}.sql"
+    script.write_text("\n".join(lines) + "\n")
+    with pg.connect(target.dbname) as c:
+        c.execute("CHECKPOINT")
+    cmd = [str(pg.bin("pgbench")), "-n", "-c", str(args.clients), "-j", str(args.clients),
+           "-T", f"{args.duration:g}", "-M", args.protocol, "-f", str(script), target.dbname]
+    result = subprocess.run(cmd, env=pg.env(), capture_output=True, text=True, timeout=args.duration + 120)
+    match = _TPS.search(result.stdout)
+    if result.returncode != 0 or not match:
+        raise RuntimeError(f"pgbench on {target.name} failed (exit {result.returncode}):\n"
+                           f"{result.stdout}{result.stderr}")
+    with pg.connect(target.dbname) as c:
+        c.execute("VACUUM ANALYZE item")
+    return float(match.group(1))
+
+
+def setup_lookup(pg, n: int) -> str | None:
+    """A database whose item table has 2 x n events (n inserts, then n updates); None if events() is missing."""
+    target = tg.Target("lookup", "pghistory")
+    with pg.connect() as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{target.dbname}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{target.dbname}"')
+    with pg.connect(target.dbname) as c:
+        c.execute("CREATE EXTENSION pghistory")
+        has_events = c.execute(
+            "SELECT EXISTS (SELECT FROM pg_proc WHERE proname = 'events'"
+            " AND pronamespace = 'pghistory'::regnamespace)").fetchone()[0]
+        if not has_events:
+            return None
+        c.execute(tg.TABLE_DDL)
+        c.execute("SELECT pghistory.track('item')")
+        for statement in (f"INSERT INTO item ({tg.COLUMNS}) {tg.rows_select(1, n)}", tg.write_statements(n)["update"]):
+            with c.transaction():
+                c.execute(tg.SET_CONTEXT)
+                c.execute(statement)
+        c.execute("VACUUM ANALYZE")
+    return target.dbname
+
+
+def lookups(conn, n: int, count: int, rng: random.Random) -> list[float]:
+    """Milliseconds of ``count`` calls of pghistory.events('item', id) for random ids."""
+    times = []
+    for _ in range(count):
+        obj_id = str(rng.randint(1, n))
+        start = time.perf_counter()
+        rows = conn.execute("SELECT * FROM pghistory.events('item', %s)", (obj_id,)).fetchall()
+        times.append((time.perf_counter() - start) * 1000)
+        if len(rows) != 2:
+            raise RuntimeError(f"pghistory.events('item', {obj_id}) returned {len(rows)} events, expected 2")
+    return times
+
+
+def storage(conn) -> dict[str, float]:
+    conn.execute("VACUUM ANALYZE item_event")
+    total, heap, indexes, events = conn.execute(
+        "SELECT pg_total_relation_size('item_event'), pg_relation_size('item_event'),"
+        " pg_indexes_size('item_event'), (SELECT count(*) FROM item_event)").fetchone()
+    per = (lambda v: v / events if events else float("nan"))
+    return {"events": events, "bytes": per(total), "heap": per(heap), "indexes": per(indexes)}
+
+
+# -- the run ---------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    targets = tg.default_targets(args.with_django) + [tg.variant_target(v) for v in args.variant]
+    if args.targets:
+        wanted = args.targets.split(",")
+        unknown = set(wanted) - {t.name for t in targets}
+        if unknown:
+            raise SystemExit(f"bench: unknown targets {', '.join(sorted(unknown))}")
+        targets = [t for t in targets if t.name in wanted]
+
+    build = harness.prepare(args.major)
+    info = report.environment(build, args)
+    print(f"bench: {build.describe()}; {len(targets)} targets, {args.rows} rows, {args.reps} reps, "
+          f"pgbench {args.duration:g} s x {args.clients} clients ({args.protocol})", flush=True)
+
+    samples: dict[tuple[str, str], list[float]] = {}
+    lookup_ms: list[float] = []
+    notes: list[str] = []
+    sizes: dict[str, dict[str, float]] = {}
+    shapes: dict[str, str] = {}
+    with harness.Server(build, settings=SERVER_SETTINGS) as pg, \
+            tempfile.TemporaryDirectory(prefix="pgh-bench-") as tmp:
+        scripts = Path(tmp)
+        for target in targets:
+            t0 = time.perf_counter()
+            note = tg.create(pg, target, args.rows)
+            print(f"  {target.name}: ready in {time.perf_counter() - t0:.1f}s{'  ' + note if note else ''}",
+                  flush=True)
+        conns = {t.name: pg.connect(t.dbname) for t in targets}
+        info["server"] = conns[targets[0].name].execute("SHOW server_version").fetchone()[0]
+        for t in targets:
+            if t.kind == "pghistory" and "pghistory" not in info:
+                info["pghistory"] = conns[t.name].execute(
+                    "SELECT extversion FROM pg_extension WHERE extname = 'pghistory'").fetchone()[0]
+            if t.tracked:
+                shapes[t.name] = tg.describe_event_table(conns[t.name])
+
+        lookup_db = None
+        if "lookup" in args.workload_list:
+            lookup_db = setup_lookup(pg, args.rows)
+            if lookup_db is None:
+                notes.append("lookup skipped: pghistory.events() does not exist in this build of the extension")
+                print(f"bench: {notes[-1]}", flush=True)
+        lookup_conn = pg.connect(lookup_db) if lookup_db else None
+        rng = random.Random(5)
+
+        for rep in range(args.reps):
+            order = rotated(targets, rep)
+            rep_start = time.perf_counter()
+            for workload in args.workload_list:
+                if workload in BULK:
+                    for t in order:
+                        samples.setdefault((workload, t.name), []).append(bulk(conns[t.name], t, args.rows, workload))
+                elif workload in PGBENCH:
+                    for t in order:
+                        tps = pgbench(pg, t, args, workload == "one_ctx", scripts)
+                        samples.setdefault((workload, t.name), []).append(tps)
+                elif workload == "lookup" and lookup_conn is not None:
+                    if rep == 0:
+                        lookups(lookup_conn, args.rows, 5, rng)  # warm the caches and plans
+                    lookup_ms += lookups(lookup_conn, args.rows, max(1, args.lookups // args.reps), rng)
+            print(f"  rep {rep + 1}/{args.reps} done in {time.perf_counter() - rep_start:.0f}s", flush=True)
+
+        for t in targets:
+            if t.tracked:
+                sizes[t.name] = storage(conns[t.name])
+        for c in [*conns.values(), *([lookup_conn] if lookup_conn else [])]:
+            c.close()
+
+    results = report.Results(
+        args=args, info=info, targets=targets, samples=samples, lookup_ms=lookup_ms,
+        sizes=sizes, shapes=shapes, notes=notes, seconds=time.time() - started)
+    print()
+    print(results.text())
+    if args.results is not None:
+        results.record(args.results)
+        print(f"\nbench: wrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
