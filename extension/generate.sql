@@ -227,6 +227,14 @@ BEGIN
 
     IF v_row_level THEN
         v_insert := format(E'INSERT INTO %s (%s)\n    VALUES (%s);', p_config.event_table, v_target, v_values);
+        -- Checked here rather than in the trigger's WHEN: a WHEN makes the
+        -- trigger depend on the columns it names, and PostgreSQL would then
+        -- refuse to drop them or change their type (schema_changes.sql
+        -- follows those changes by regenerating this function).
+        IF v_when IS NOT NULL THEN
+            v_insert := format(E'IF %s THEN\n        INSERT INTO %s (%s)\n        VALUES (%s);\n    END IF;',
+                               array_to_string(v_when, E'\n       AND '), p_config.event_table, v_target, v_values);
+        END IF;
     ELSE
         v_from := CASE p_tracker.operation
             WHEN 'insert' THEN 'pgh_new_rows AS new'
@@ -276,11 +284,8 @@ AS %L$sql$, v_function, format(E'\n#variable_conflict use_column\n'
         WHEN 'truncate' THEN 'BEFORE TRUNCATE'
     END;
     IF v_row_level THEN
-        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH ROW %s EXECUTE FUNCTION %s()',
-                       v_trigger, v_timing, v_table,
-                       CASE WHEN v_when IS NOT NULL
-                            THEN 'WHEN (' || array_to_string(v_when, ' AND ') || ')' ELSE '' END,
-                       v_function);
+        EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()',
+                       v_trigger, v_timing, v_table, v_function);
     ELSE
         -- Statement triggers fire only for the table a statement names, so a
         -- partitioned table gets them on every partition too (a write
