@@ -14,7 +14,8 @@ PARTS = \
 	extension/generate.sql \
 	extension/track.sql \
 	extension/create_event.sql \
-	extension/views.sql
+	extension/views.sql \
+	extension/browsing.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(wildcard extension/$(EXTENSION)--*--*.sql)

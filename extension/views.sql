@@ -16,14 +16,3 @@ SELECT t.tracked_table,
        t.append_only
   FROM pghistory.tracked AS t;
 COMMENT ON VIEW pghistory.tracking IS 'pghistory: the tracked tables and how they are tracked';
-
--- Rebuilds pghistory.aggregate_events over the current event tables.
-CREATE FUNCTION pghistory._rebuild_aggregate_events()
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    NULL;  -- filled in by browsing.sql
-END
-$$;
