@@ -6,6 +6,7 @@ wrappers. Each test runs its coroutine with asyncio.run (no plugin needed);
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import psycopg
@@ -206,3 +207,16 @@ def test_async_pool_with_reset_hands_back_clean_connections(conn, dsn, orders):
 
     asyncio.run(main())
     assert history(conn) == [("insert", 2, "next borrower", None)]
+
+
+def test_async_call_form_that_is_not_awaited_warns(conn, dsn, orders):
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
+            async with pgh.context(aconn, user="alice"):
+                with pytest.warns(RuntimeWarning, match="neither awaited nor entered, so it did nothing"):
+                    pgh.context(aconn, forgotten=True)
+                    gc.collect()
+                await aconn.execute("INSERT INTO orders VALUES (1, 'new')")
+
+    asyncio.run(main())
+    assert list(contexts(conn).values()) == [{"user": "alice"}]

@@ -192,6 +192,81 @@ def test_block_entered_inside_a_transaction_shares_its_fate(conn, connect, order
     assert settings(subject) == CLEARED
 
 
+def test_exception_after_a_commit_inside_a_block_entered_in_a_transaction(conn, connect, orders):
+    # The commit inside the block made the context the session's; the
+    # transaction open when the exception leaves began inside the block, so it
+    # is rolled back too, else the caller's rollback would bring the context back.
+    subject = connect(autocommit=False)
+    subject.execute("INSERT INTO orders VALUES (1, 'before')")
+    with pytest.raises(ZeroDivisionError):
+        with pgh.context(subject, user="alice") as ctx:
+            subject.execute("INSERT INTO orders VALUES (2, 'inside')")
+            subject.commit()
+            subject.execute("INSERT INTO orders VALUES (3, 'lost')")
+            1 / 0
+    assert subject.info.transaction_status == IDLE
+    subject.rollback()
+    subject.execute("INSERT INTO orders VALUES (4, 'after')")
+    subject.commit()
+    assert history(conn) == [
+        ("insert", 1, "before", None),
+        ("insert", 2, "inside", ctx.id),
+        ("insert", 4, "after", None),
+    ]
+    assert settings(subject) == CLEARED
+
+
+def test_exception_in_the_transaction_the_block_was_entered_in_leaves_it_to_the_caller(
+    conn, connect, orders
+):
+    subject = connect(autocommit=False)
+    subject.execute("INSERT INTO orders VALUES (1, 'before')")
+    with pytest.raises(ZeroDivisionError):
+        with pgh.context(subject, user="alice") as ctx:
+            subject.execute("INSERT INTO orders VALUES (2, 'inside')")
+            1 / 0
+    assert subject.info.transaction_status == TransactionStatus.INTRANS  # still the caller's
+    subject.execute("INSERT INTO orders VALUES (3, 'after')")
+    subject.commit()
+    assert history(conn) == [
+        ("insert", 1, "before", None),
+        ("insert", 2, "inside", ctx.id),
+        ("insert", 3, "after", None),
+    ]
+    assert settings(subject) == CLEARED
+
+
+def test_nested_block_on_an_idle_connection_makes_the_context_durable(conn, connect, orders):
+    subject = connect(autocommit=False)
+    subject.execute("SELECT 1")
+    with pytest.raises(ZeroDivisionError):
+        with pgh.context(subject, user="alice") as ctx:  # entered in a transaction
+            subject.commit()
+            with pgh.context(subject, step=2):  # idle: set and committed on its own
+                subject.execute("INSERT INTO orders VALUES (1, 'inside')")
+                subject.rollback()
+                subject.execute("INSERT INTO orders VALUES (2, 'inside')")
+                subject.commit()
+                subject.execute("INSERT INTO orders VALUES (3, 'lost')")
+                1 / 0
+    subject.rollback()
+    subject.execute("INSERT INTO orders VALUES (4, 'after')")
+    subject.commit()
+    assert history(conn) == [("insert", 2, "inside", ctx.id), ("insert", 4, "after", None)]
+    assert contexts(conn) == {ctx.id: {"user": "alice", "step": 2}}
+
+
+def test_connection_closed_inside_the_block(conn, connect, orders):
+    subject = connect()
+    with pgh.context(subject, user="alice"):
+        subject.close()
+    assert subject.closed
+    again = connect()
+    with pgh.context(again, user="bob") as ctx:
+        again.execute("INSERT INTO orders VALUES (1, 'new')")
+    assert history(conn) == [("insert", 1, "new", ctx.id)]
+
+
 def test_block_inside_conn_transaction_on_autocommit(conn, orders):
     with conn.transaction():
         with pgh.context(conn, user="alice") as ctx:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -27,7 +28,7 @@ import psycopg
 
 from ._metadata import check_metadata, dump_metadata
 from ._ops import Execute, Gen, arun, check_connection_message, run
-from ._settings import CONTEXT_ID, CONTEXT_METADATA, apply, finish, set_config
+from ._settings import CONTEXT_ID, CONTEXT_METADATA, Scope, apply, finish, set_config
 from .errors import ContextError
 
 logger = logging.getLogger("pghistory")
@@ -41,9 +42,8 @@ class _Active:
 
     id: UUID
     metadata: dict[str, Any]
-    local: bool
+    scope: Scope
     depth: int = 0
-    durable: bool = False  # its settings were committed at entry
 
 
 class _Registry:
@@ -72,7 +72,8 @@ registry = _Registry()
 
 def _set(active: _Active, metadata: dict[str, Any]) -> Execute:
     return set_config(
-        {CONTEXT_ID: str(active.id), CONTEXT_METADATA: dump_metadata(metadata)}, active.local
+        {CONTEXT_ID: str(active.id), CONTEXT_METADATA: dump_metadata(metadata)},
+        active.scope.local,
     )
 
 
@@ -110,7 +111,7 @@ class BaseContext(Generic[ConnT]):
 
     def _merge_gen(self, active: _Active) -> Gen[None]:
         merged = {**active.metadata, **self._metadata}
-        yield from apply(self._conn, _set(active, merged), active.local)
+        yield from apply(self._conn, _set(active, merged), active.scope, entry=False)
         active.metadata = merged
         self._merged = active
         self._id = active.id
@@ -130,10 +131,8 @@ class BaseContext(Generic[ConnT]):
                 yield from self._merge_gen(active)
             active.depth += 1
         else:
-            active = _Active(id=uuid4(), metadata=dict(self._metadata), local=self._local)
-            _, active.durable = yield from apply(
-                self._conn, _set(active, active.metadata), active.local
-            )
+            active = _Active(uuid4(), dict(self._metadata), Scope(local=self._local))
+            yield from apply(self._conn, _set(active, active.metadata), active.scope, entry=True)
             active.depth = 1
             registry.add(self._conn, active)
         self._entered = active
@@ -147,17 +146,15 @@ class BaseContext(Generic[ConnT]):
         if active.depth > 0:
             return
         registry.remove(self._conn, active)
-        yield from finish(
-            self._conn, _clear, local=active.local, durable=active.durable, raised=raised
-        )
+        yield from finish(self._conn, _clear, active.scope, raised=raised)
 
 
-def _exit_failed(exc: BaseException | None) -> bool:
+def exit_failed(what: str, exc: BaseException | None) -> bool:
     """After cleanup failed: True to swallow that failure (the block's own
-    exception is already on its way and matters more)."""
+    exception is already on its way and matters more), after logging it."""
     if exc is None:
         return False
-    logger.warning("could not clear the pghistory context after %r", exc, exc_info=True)
+    logger.warning("could not %s after %r", what, exc, exc_info=True)
     return True
 
 
@@ -183,7 +180,7 @@ class Context(BaseContext[psycopg.Connection[Any]]):
         try:
             run(self._conn, self._exit_gen(exc is not None))
         except psycopg.Error:
-            if not _exit_failed(exc):
+            if not exit_failed("clear the pghistory context", exc):
                 raise
 
 
@@ -194,10 +191,28 @@ class AsyncContext(BaseContext[psycopg.AsyncConnection[Any]]):
     for the call form.
     """
 
+    def __init__(
+        self, conn: psycopg.AsyncConnection[Any], metadata: Mapping[str, Any], local: bool = False
+    ):
+        super().__init__(conn, metadata, local)
+        self._used = False
+
+    def __del__(self) -> None:
+        if not getattr(self, "_used", True):
+            warnings.warn(
+                "pghistory.context() on an AsyncConnection was neither awaited nor entered, "
+                "so it did nothing: write `await pghistory.context(aconn, ...)` or "
+                "`async with pghistory.context(aconn, ...):`",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
     def __await__(self) -> Generator[Any, Any, None]:
+        self._used = True
         return arun(self._conn, self._call_gen()).__await__()
 
     async def __aenter__(self) -> AsyncContext:
+        self._used = True
         await arun(self._conn, self._enter_gen())
         return self
 
@@ -210,7 +225,7 @@ class AsyncContext(BaseContext[psycopg.AsyncConnection[Any]]):
         try:
             await arun(self._conn, self._exit_gen(exc is not None))
         except psycopg.Error:
-            if not _exit_failed(exc):
+            if not exit_failed("clear the pghistory context", exc):
                 raise
 
 

@@ -18,15 +18,15 @@ from typing import Any, Generic, overload
 import psycopg
 from psycopg import sql
 
-from ._context import ConnT, registry
+from ._context import ConnT, exit_failed, registry
 from ._ops import Execute, Gen, arun, check_connection_message, run, run_any
-from ._settings import CONTEXT_ID, CONTEXT_METADATA, ENABLED, apply, finish, set_config
+from ._settings import CONTEXT_ID, CONTEXT_METADATA, ENABLED, NOW, Scope, apply, finish, set_config
 from .errors import ContextError
 
 _SWITCH_OFF = sql.SQL(
     "WITH previous AS MATERIALIZED"
     " (SELECT pg_catalog.current_setting('pghistory.enabled', true) AS value)"
-    " SELECT value, pg_catalog.set_config('pghistory.enabled', 'off', {}) FROM previous"
+    " SELECT value, pg_catalog.set_config('pghistory.enabled', 'off', {}), {} FROM previous"
 )
 
 
@@ -35,15 +35,14 @@ class BaseIgnore(Generic[ConnT]):
 
     def __init__(self, conn: ConnT, local: bool = False):
         self._conn: ConnT = conn
-        self._local = bool(local)
+        self._scope = Scope(local=bool(local))
         self._previous: str | None = None
-        self._durable = False
 
     def _enter_gen(self) -> Gen[None]:
         if self._previous is not None:
             raise ContextError("this pghistory.ignore() block is already entered")
-        stmt = Execute(_SWITCH_OFF.format(sql.Literal(self._local)))
-        rows, self._durable = yield from apply(self._conn, stmt, self._local)
+        stmt = Execute(_SWITCH_OFF.format(sql.Literal(self._scope.local), NOW))
+        rows = yield from apply(self._conn, stmt, self._scope, entry=True)
         self._previous = rows[0][0] or ""
 
     def _exit_gen(self, raised: bool) -> Gen[None]:
@@ -54,9 +53,7 @@ class BaseIgnore(Generic[ConnT]):
         def restore(is_local: bool) -> Execute:
             return set_config({ENABLED: previous}, is_local)
 
-        yield from finish(
-            self._conn, restore, local=self._local, durable=self._durable, raised=raised
-        )
+        yield from finish(self._conn, restore, self._scope, raised=raised)
 
 
 class Ignore(BaseIgnore[psycopg.Connection[Any]]):
@@ -72,7 +69,11 @@ class Ignore(BaseIgnore[psycopg.Connection[Any]]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        run(self._conn, self._exit_gen(exc is not None))
+        try:
+            run(self._conn, self._exit_gen(exc is not None))
+        except psycopg.Error:
+            if not exit_failed("restore pghistory.enabled", exc):
+                raise
 
 
 class AsyncIgnore(BaseIgnore[psycopg.AsyncConnection[Any]]):
@@ -88,7 +89,11 @@ class AsyncIgnore(BaseIgnore[psycopg.AsyncConnection[Any]]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await arun(self._conn, self._exit_gen(exc is not None))
+        try:
+            await arun(self._conn, self._exit_gen(exc is not None))
+        except psycopg.Error:
+            if not exit_failed("restore pghistory.enabled", exc):
+                raise
 
 
 @overload
@@ -115,15 +120,15 @@ def ignore(
 
 _RESET = Execute(
     sql.SQL(
-        "SELECT pg_catalog.set_config({}, '', false), pg_catalog.set_config({}, '', false);"
-        " RESET pghistory.enabled"
-    ).format(sql.Literal(CONTEXT_ID), sql.Literal(CONTEXT_METADATA))
+        "RESET pghistory.enabled;"
+        " SELECT pg_catalog.set_config({}, '', false), pg_catalog.set_config({}, '', false), {}"
+    ).format(sql.Literal(CONTEXT_ID), sql.Literal(CONTEXT_METADATA), NOW)
 )
 
 
 def _reset_gen(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> Gen[None]:
     registry.remove(conn)
-    yield from finish(conn, lambda is_local: _RESET, local=False, durable=True, raised=False)
+    yield from finish(conn, lambda is_local: _RESET, Scope(local=False), raised=False)
 
 
 @overload

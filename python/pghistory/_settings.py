@@ -24,9 +24,11 @@ Leaving a block (`finish`), session mode:
   else can run in it anyway, then clear as above; inside a
   ``conn.transaction()`` block psycopg forbids that rollback, and that block,
   which began before ours, will roll back to the values from before ours;
-- transaction open and the block raised, when the block was durable (the
-  transaction began inside it): roll it back too, as ``with conn:`` does; a
-  later rollback would otherwise bring the committed values back;
+- transaction open and the block raised, when that transaction began inside
+  the block: roll it back too, as ``with conn:`` does; a later rollback would
+  otherwise bring back values committed before it (whether it began inside
+  is known from ``now()``, the start time of a transaction, read at entry
+  and, only on this path, at exit);
 - transaction open otherwise: clear inside it.
 
 Leaving a block, local mode: clear inside the transaction if it is still
@@ -35,7 +37,9 @@ open; a finished transaction took the values with it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -55,28 +59,42 @@ ENABLED = "pghistory.enabled"
 
 
 def set_config(values: Mapping[str, str], is_local: bool) -> Execute:
-    """One statement setting every name in *values* (``set_config()``)."""
-    calls = sql.SQL(", ").join(
+    """One statement setting every name in *values* (``set_config()``).
+
+    Like every statement given to `apply`, its last column is ``now()``.
+    """
+    calls = [
         sql.SQL("pg_catalog.set_config({}, {}, {})").format(
             sql.Placeholder(), sql.Placeholder(), sql.Placeholder()
         )
         for _ in values
-    )
+    ]
     params: list[Any] = []
     for name, value in values.items():
         params += [name, value, is_local]
-    return Execute(sql.SQL("SELECT ") + calls, params)
+    return Execute(sql.SQL("SELECT ") + sql.SQL(", ").join([*calls, NOW]), params)
+
+
+NOW = sql.SQL("pg_catalog.now()")
+
+
+@dataclass
+class Scope:
+    """What a block knows about the settings it made."""
+
+    local: bool
+    #: Committed for the session at some point: a later rollback cannot undo them.
+    durable: bool = False
+    #: ``now()`` of the transaction open when the block was entered (None: none was).
+    entered_in: dt.datetime | None = None
 
 
 def apply(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
-          stmt: Execute, local: bool) -> Gen[tuple[list[Row], bool]]:
-    """Run *stmt* (which sets settings) by the entry rules above.
-
-    Returns its rows and whether the values are durable: committed for the
-    session, out of reach of a later rollback.
-    """
+          stmt: Execute, scope: Scope, *, entry: bool) -> Gen[list[Row]]:
+    """Run *stmt* (which sets settings, and ends with ``now()``) by the entry
+    rules above, noting in *scope* what it learns; returns its rows."""
     status = conn.info.transaction_status
-    if local and status == IDLE and conn.autocommit:
+    if scope.local and status == IDLE and conn.autocommit:
         raise ContextError(
             "local=True needs an open transaction, and this autocommit connection "
             "has none: the settings would end with the statement setting them. "
@@ -85,33 +103,44 @@ def apply(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
     own_transaction = status == IDLE and not conn.autocommit
     try:
         rows: list[Row] = yield stmt
-        if own_transaction and not local:
+        if own_transaction and not scope.local:
             yield Commit()
     except psycopg.Error:
         if own_transaction:
             yield Rollback()  # it held nothing but our statement
         raise
-    return rows, status == IDLE and not local
+    if status == IDLE and not scope.local:
+        scope.durable = True
+    if entry and status != IDLE:
+        scope.entered_in = rows[0][-1]
+    return rows
+
+
+def _began_inside(scope: Scope) -> Gen[bool]:
+    """Whether the transaction open now began after the block was entered."""
+    if scope.durable or scope.entered_in is None:
+        return True
+    rows: list[Row] = yield Execute(sql.SQL("SELECT ") + NOW)
+    return bool(rows[0][0] != scope.entered_in)
 
 
 def finish(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
-           clear: Callable[[bool], Execute], *, local: bool, durable: bool,
-           raised: bool) -> Gen[None]:
+           clear: Callable[[bool], Execute], scope: Scope, *, raised: bool) -> Gen[None]:
     """Run ``clear(is_local)`` by the exit rules above."""
     if conn.closed or conn.broken:
         return
     status = conn.info.transaction_status
-    if local:
+    if scope.local:
         if status not in (IDLE, INERROR, UNKNOWN):
             yield clear(True)
         return
-    if status == INERROR or (status != IDLE and raised and durable):
+    if status == INERROR or (status != IDLE and raised and (yield from _began_inside(scope))):
         try:
             yield Rollback()
         except psycopg.ProgrammingError:
             pass  # inside conn.transaction(): that block ends the transaction
         status = conn.info.transaction_status
     if status == IDLE:
-        yield from apply(conn, clear(False), local=False)
+        yield from apply(conn, clear(False), Scope(local=False), entry=False)
     elif status != INERROR:
         yield clear(False)
