@@ -15,7 +15,8 @@ PARTS = \
 	extension/track.sql \
 	extension/create_event.sql \
 	extension/views.sql \
-	extension/browsing.sql
+	extension/browsing.sql \
+	extension/schema_changes.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(wildcard extension/$(EXTENSION)--*--*.sql)
