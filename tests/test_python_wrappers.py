@@ -297,3 +297,33 @@ def test_revert_puts_a_row_back(conn, browsing):
     conn.execute("DELETE FROM orders")
     pgh.revert(conn, "public.orders_event", first)
     assert conn.execute("SELECT id, status FROM orders").fetchall() == [(1, "new")]
+
+
+# -- the README's tour ------------------------------------------------------------------
+
+
+def test_readme_tour(conn, dsn, capsys):
+    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    conn.execute("INSERT INTO orders VALUES (1, 'new')")
+
+    # as in README.md, section Python
+    with psycopg.connect(dsn) as conn2:
+        pgh.install(conn2)
+        pgh.track(conn2, "orders", trackers=[
+            pgh.InsertEvent(),
+            pgh.UpdateEvent("status_changed", changed=["status"]),
+            pgh.DeleteEvent(),
+            pgh.ManualEvent("checkout"),
+        ])
+        with pgh.context(conn2, user="alice", url="/checkout"):
+            conn2.execute("UPDATE orders SET status = 'paid' WHERE id = 1")
+            with pgh.context(conn2, reason="refund"):   # same context, metadata merged
+                pgh.create_event(conn2, "orders", 1, "checkout")
+        for ev in pgh.events(conn2, "orders", obj_id=1):
+            print(ev.pgh_label, ev.pgh_diff, ev.pgh_context)
+
+    # one context row for both events: its metadata is the merged one
+    assert capsys.readouterr().out.splitlines() == [
+        "status_changed None {'url': '/checkout', 'user': 'alice', 'reason': 'refund'}",
+        "checkout {} {'url': '/checkout', 'user': 'alice', 'reason': 'refund'}",
+    ]
