@@ -131,8 +131,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT format('(%s) IS DISTINCT FROM (%s)',
-                  string_agg(format('%s.%I', p_old, a.attname) || c.cast_to, ', ' ORDER BY a.attnum),
-                  string_agg(format('%s.%I', p_new, a.attname) || c.cast_to, ', ' ORDER BY a.attnum))
+                  string_agg(p_old || '.' || pghistory._quoted(a.attname) || c.cast_to, ', ' ORDER BY a.attnum),
+                  string_agg(p_new || '.' || pghistory._quoted(a.attname) || c.cast_to, ', ' ORDER BY a.attnum))
       FROM pg_catalog.pg_attribute AS a
      CROSS JOIN LATERAL (
            SELECT CASE WHEN pghistory._has_equality(format_type(a.atttypid, a.atttypmod))
@@ -157,7 +157,7 @@ DECLARE
                                   p_config.tracked_table, p_config.fields, p_config.exclude));
 BEGIN
     target := 'pgh_label, pgh_obj_id';
-    vals := p_label || ', ' || CASE WHEN v_pk IS NULL THEN 'NULL' ELSE format('%s.%I', p_source, v_pk) END;
+    vals := p_label || ', ' || CASE WHEN v_pk IS NULL THEN 'NULL' ELSE p_source || '.' || pghistory._quoted(v_pk) END;
     IF p_config.context IN ('fk', 'json') THEN
         target := target || ', pgh_context_id';
         vals := vals || ', ' || p_context_id;
@@ -166,8 +166,8 @@ BEGIN
         target := target || ', pgh_context';
         vals := vals || ', ' || p_context;
     END IF;
-    target := target || ', ' || array_to_string(ARRAY(SELECT format('%I', c) FROM unnest(v_columns) AS c), ', ');
-    vals := vals || ', ' || array_to_string(ARRAY(SELECT format('%s.%I', p_source, c) FROM unnest(v_columns) AS c), ', ');
+    target := target || ', ' || array_to_string(ARRAY(SELECT pghistory._quoted(c) FROM unnest(v_columns) AS c), ', ');
+    vals := vals || ', ' || array_to_string(ARRAY(SELECT p_source || '.' || pghistory._quoted(c) FROM unnest(v_columns) AS c), ', ');
 END
 $$;
 

@@ -73,7 +73,7 @@ BEGIN
         IF v_tracker.condition IS NOT NULL THEN
             BEGIN
                 EXECUTE format('CREATE TRIGGER pgh_check_condition AFTER %s ON %s FOR EACH ROW '
-                               'WHEN ((%s)::boolean) EXECUTE FUNCTION pghistory._refuse_history_change()',
+                               'WHEN (%s) EXECUTE FUNCTION pghistory._refuse_history_change()',
                                v_tracker.operation, p_table, v_tracker.condition);
                 EXECUTE format('DROP TRIGGER pgh_check_condition ON %s', p_table);
             EXCEPTION WHEN OTHERS THEN

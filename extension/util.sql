@@ -16,6 +16,15 @@ AS $$
      WHERE c.oid = p_relation
 $$;
 
+-- An identifier in double quotes, always. format('%I') leaves words like
+-- "if" or "loop" bare, which SQL accepts but PL/pgSQL reads as its own
+-- keywords in NEW.if; generated trigger functions quote every column.
+CREATE FUNCTION pghistory._quoted(p_name text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT '"' || replace(p_name, '"', '""') || '"' $$;
+
 -- Fits a generated name into an identifier (63 bytes). Names that are too
 -- long keep their start and end in a hash of the full name, so two long
 -- names that share a prefix still differ.

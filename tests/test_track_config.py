@@ -54,7 +54,7 @@ def test_row_level_uses_row_triggers_that_check_in_the_function(conn):
         "pgh_update",
         'CREATE TRIGGER pgh_update AFTER UPDATE ON public.orders FOR EACH ROW EXECUTE FUNCTION pghistory."public.orders/update"()')
     source = value(conn, """SELECT prosrc FROM pg_proc WHERE proname = 'public.orders/update'""")
-    assert "IF (OLD.id, OLD.status) IS DISTINCT FROM (NEW.id, NEW.status) THEN" in source
+    assert 'IF (OLD."id", OLD."status") IS DISTINCT FROM (NEW."id", NEW."status") THEN' in source
 
 
 def test_track_twice_is_a_no_op(conn):
