@@ -293,11 +293,13 @@ BEGIN
     -- Partitions that left the tree keep no trigger of the table.
     PERFORM pghistory._drop_detached_triggers(p_tracked);
     -- The trigger functions, regenerated. A table whose triggers are all
-    -- missing is being restored by pg_dump (which creates them next) and is
-    -- left alone.
-    IF EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
+    -- missing is being restored from a dump (which creates them next: the
+    -- registry is restored before the primary keys are added) and is left
+    -- alone.
+    IF EXISTS (SELECT FROM pghistory._table_tree(p_tracked) AS t
+                JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
                 JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
-               WHERE g.tgrelid = p_tracked AND p.pronamespace = 'pghistory'::regnamespace
+               WHERE p.pronamespace = 'pghistory'::regnamespace
                  AND p.proname <> '_refuse_history_change') THEN
         PERFORM pghistory._generate_triggers(p_tracked);
     END IF;
@@ -317,10 +319,20 @@ BEGIN
     FOR v_trigger IN
         SELECT g.tgname, g.tgrelid::regclass AS relation
           FROM pg_catalog.pg_trigger AS g
-         WHERE g.tgfoid IN (SELECT r.tgfoid FROM pg_catalog.pg_trigger AS r
-                              JOIN pg_catalog.pg_proc AS p ON p.oid = r.tgfoid
-                             WHERE r.tgrelid = p_tracked AND p.pronamespace = 'pghistory'::regnamespace
-                               AND p.proname <> '_refuse_history_change')
+         WHERE g.tgfoid IN (
+                   -- the functions of the triggers on the table and its partitions
+                   SELECT r.tgfoid FROM pghistory._table_tree(p_tracked) AS t
+                     JOIN pg_catalog.pg_trigger AS r ON r.tgrelid = t.relid
+                     JOIN pg_catalog.pg_proc AS p ON p.oid = r.tgfoid
+                    WHERE p.pronamespace = 'pghistory'::regnamespace AND p.proname <> '_refuse_history_change'
+                   UNION
+                   -- and those named after its trackers (truncate may have no other trigger left)
+                   SELECT p.oid FROM pghistory.tracked AS c
+                    CROSS JOIN LATERAL unnest(c.trackers) AS k
+                     JOIN pg_catalog.pg_proc AS p
+                       ON p.pronamespace = 'pghistory'::regnamespace
+                      AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
+                    WHERE c.tracked_table = p_tracked)
            AND NOT g.tgisinternal AND g.tgparentid = 0
            AND g.tgrelid NOT IN (SELECT t.relid FROM pghistory._table_tree(p_tracked) AS t)
     LOOP
@@ -465,11 +477,11 @@ BEGIN
         RAISE EXCEPTION 'pghistory: % holds the history of %, which is still tracked',
                 (SELECT d.object_identity FROM pg_event_trigger_dropped_objects() AS d
                   WHERE d.objid = v_history.event_table::oid AND d.objsubid = 0 LIMIT 1),
-                v_history.tracked_table
+                pghistory._qualified_name(v_history.tracked_table)
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = format('SELECT pghistory.untrack(%L, drop_events => true) drops both; '
                                 'untrack() alone stops tracking and keeps the history.',
-                                v_history.tracked_table::text);
+                                pghistory._qualified_name(v_history.tracked_table));
     END IF;
 
     PERFORM set_config('pghistory._following_schema', 'on', true);
@@ -579,13 +591,14 @@ END
 $$;
 
 -- Only superusers may create event triggers: without them, tracking does
--- not follow ALTER TABLE by itself (see pghistory.refresh()).
+-- not follow ALTER TABLE by itself (see pghistory.refresh()). A WARNING,
+-- since CREATE EXTENSION does not show notices of its script.
 DO $$
 BEGIN
     IF (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
         PERFORM pghistory.install_event_triggers();
     ELSE
-        RAISE NOTICE 'pghistory: installed without the event triggers that follow ALTER TABLE (only a superuser can create them)'
+        RAISE WARNING 'pghistory: installed without the event triggers that follow ALTER TABLE (only a superuser can create them)'
             USING HINT = 'After altering a tracked table, run SELECT pghistory.refresh(''<table>''); '
                          'or ask a superuser to run SELECT pghistory.install_event_triggers().';
     END IF;
