@@ -1,0 +1,305 @@
+"""ALTER EXTENSION pghistory UPDATE: from every earlier release to an install identical to a fresh one.
+
+Earlier releases are kept, frozen, as tests/upgrade/pghistory--<version>.sql (see the README
+there for the release procedure); the upgrade scripts are extension/pghistory--<from>--<to>.sql.
+Each frozen release is installed, given some history, updated, and compared with a fresh install
+of the current version by extension_catalog(). Until the first release has a successor there is
+no frozen release: a pretend one (the current script under version 0.0.0, with an empty update
+script) keeps the machinery tested.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from sqlhelpers import rows, value
+
+ROOT = Path(__file__).resolve().parents[1]
+FROZEN = ROOT / "tests" / "upgrade"
+VERSION_RE = r"[0-9]+(?:\.[0-9]+)*"
+
+
+def default_version() -> str:
+    control = (ROOT / "pghistory.control").read_text()
+    match = re.search(r"^default_version\s*=\s*'([^']+)'", control, re.M)
+    assert match, "pghistory.control has no default_version"
+    return match.group(1)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def frozen_releases() -> list[str]:
+    """The versions of the frozen release scripts in tests/upgrade, oldest first."""
+    found = [m.group(1) for p in FROZEN.glob("pghistory--*.sql")
+             if (m := re.fullmatch(rf"pghistory--({VERSION_RE})\.sql", p.name))]
+    return sorted(found, key=version_key)
+
+
+def update_scripts() -> list[tuple[str, str]]:
+    """(from, to) of every upgrade script in extension/."""
+    found = []
+    for path in (ROOT / "extension").glob("pghistory--*--*.sql"):
+        match = re.fullmatch(rf"pghistory--({VERSION_RE})--({VERSION_RE})\.sql", path.name)
+        assert match, f"{path.name}: upgrade scripts are named pghistory--<from>--<to>.sql"
+        found.append((match.group(1), match.group(2)))
+    return sorted(found, key=lambda pair: version_key(pair[0]))
+
+
+# -- the catalog of the extension -------------------------------------------------------------
+
+MEMBERS = """
+    SELECT d.classid, d.objid FROM pg_depend AS d
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+       AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pghistory')"""
+
+
+def extension_catalog(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything the extension consists of, by name (never by oid), so that two databases can
+    be compared: an upgraded install must equal a fresh one key for key."""
+    q = {
+        "extension": """
+            SELECT e.extversion, e.extrelocatable, e.extnamespace::regnamespace::text,
+                   ARRAY(SELECT c::regclass::text || ' ' || coalesce(w, '')
+                           FROM unnest(e.extconfig, e.extcondition) AS x(c, w) ORDER BY 1)
+              FROM pg_extension AS e WHERE e.extname = 'pghistory'""",
+        "members": f"""
+            SELECT pg_describe_object(d.classid, d.objid, 0) FROM ({MEMBERS}) AS d ORDER BY 1""",
+        "schema": """
+            SELECT n.nspname::text, pg_get_userbyid(n.nspowner)::text, n.nspacl::text,
+                   obj_description(n.oid, 'pg_namespace')
+              FROM pg_namespace AS n WHERE n.nspname = 'pghistory'""",
+        "functions": f"""
+            SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.proacl::text,
+                   pg_get_userbyid(p.proowner)::text, obj_description(p.oid, 'pg_proc')
+              FROM pg_proc AS p JOIN ({MEMBERS}) AS d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+             ORDER BY 1""",
+        "relations": f"""
+            SELECT c.oid::regclass::text, c.relkind::text, c.relacl::text, c.reloptions, c.relrowsecurity,
+                   c.relforcerowsecurity, c.relpersistence::text, pg_get_userbyid(c.relowner)::text,
+                   obj_description(c.oid, 'pg_class'),
+                   CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END
+              FROM pg_class AS c JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+             ORDER BY 1""",
+        "columns": f"""
+            SELECT c.oid::regclass::text, a.attnum, a.attname::text, format_type(a.atttypid, a.atttypmod),
+                   a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid), a.attidentity::text, a.attgenerated::text,
+                   a.attcollation::regcollation::text, a.attacl::text,
+                   col_description(c.oid, a.attnum)
+              FROM pg_class AS c JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+              JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              LEFT JOIN pg_attrdef AS ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+             ORDER BY 1, 2""",
+        "constraints": f"""
+            SELECT co.conrelid::regclass::text, co.conname::text, pg_get_constraintdef(co.oid)
+              FROM pg_constraint AS co
+              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = co.conrelid
+             ORDER BY 1, 2""",
+        "indexes": f"""
+            SELECT i.indrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+              FROM pg_index AS i
+              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = i.indrelid
+             ORDER BY 1, 2""",
+        "policies": f"""
+            SELECT p.polrelid::regclass::text, p.polname::text, p.polcmd::text, p.polpermissive,
+                   ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END
+                           FROM unnest(p.polroles) AS r ORDER BY 1),
+                   pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+              FROM pg_policy AS p
+              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = p.polrelid
+             ORDER BY 1, 2""",
+        "triggers": f"""
+            SELECT t.tgrelid::regclass::text, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text
+              FROM pg_trigger AS t
+              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = t.tgrelid
+             WHERE NOT t.tgisinternal
+             ORDER BY 1, 2""",
+        "types": f"""
+            SELECT t.oid::regtype::text, t.typtype::text, t.typacl::text, obj_description(t.oid, 'pg_type'),
+                   ARRAY(SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                           FROM pg_attribute AS a
+                          WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+                          ORDER BY a.attnum),
+                   ARRAY(SELECT e.enumlabel::text FROM pg_enum AS e WHERE e.enumtypid = t.oid
+                          ORDER BY e.enumsortorder)
+              FROM pg_type AS t JOIN ({MEMBERS}) AS d ON d.classid = 'pg_type'::regclass AND d.objid = t.oid
+             ORDER BY 1""",
+        "event_triggers": f"""
+            SELECT e.evtname::text, e.evtevent::text, e.evttags, e.evtfoid::regprocedure::text,
+                   e.evtenabled::text
+              FROM pg_event_trigger AS e
+              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_event_trigger'::regclass AND d.objid = e.oid
+             ORDER BY 1""",
+    }
+    return {key: rows(conn, query) for key, query in q.items()}
+
+
+def catalog_differences(a: dict[str, list[tuple[Any, ...]]], b: dict[str, list[tuple[Any, ...]]]) -> dict[str, Any]:
+    """Per key, what only a has and what only b has (empty when the catalogs are equal)."""
+    differences = {}
+    for key in sorted(set(a) | set(b)):
+        only_a = [r for r in a.get(key, []) if r not in b.get(key, [])]
+        only_b = [r for r in b.get(key, []) if r not in a.get(key, [])]
+        if only_a or only_b or a.get(key) != b.get(key):
+            differences[key] = {"only in the first": only_a, "only in the second": only_b}
+    return differences
+
+
+HISTORY = """
+CREATE TABLE orders (id int PRIMARY KEY, status text);
+SELECT pghistory.track('orders');
+CREATE TABLE notes (id int PRIMARY KEY, body text);
+SELECT pghistory.track('notes', level => 'row', context => 'json');
+BEGIN;
+SELECT pghistory.set_context('{"user": "alice"}');
+INSERT INTO orders VALUES (1, 'new'), (2, 'new');
+INSERT INTO notes VALUES (1, 'hello');
+COMMIT;
+UPDATE orders SET status = 'paid' WHERE id = 1;
+"""
+
+
+def history(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return [
+        *rows(conn, "SELECT to_jsonb(e)::text FROM orders_event AS e ORDER BY pgh_id"),
+        *rows(conn, "SELECT to_jsonb(e)::text FROM notes_event AS e ORDER BY pgh_id"),
+        *rows(conn, "SELECT to_jsonb(c)::text FROM pghistory.context AS c ORDER BY id"),
+        *rows(conn, "SELECT to_jsonb(t)::text FROM pghistory.tracked AS t ORDER BY tracked_table::text"),
+    ]
+
+
+# -- no earlier release yet: UPDATE is a no-op -------------------------------------------------
+
+
+def test_alter_extension_update_is_a_clean_no_op(pg, db, conn):
+    pg.psql("-q", dbname=db, input=HISTORY, capture=True)
+    catalog, before = extension_catalog(conn), history(conn)
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    conn.execute("ALTER EXTENSION pghistory UPDATE")
+    assert notices == [f'version "{default_version()}" of extension "pghistory" is already installed']
+    assert value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'pghistory'") == default_version()
+    assert catalog_differences(extension_catalog(conn), catalog) == {}
+    assert history(conn) == before
+    conn.execute("UPDATE orders SET status = 'shipped' WHERE id = 2")
+    assert value(conn, "SELECT count(*) FROM orders_event") == 4
+
+
+def test_catalog_comparison_sees_what_an_upgrade_could_get_wrong(pg, conn, empty_db):
+    with pg.connect(empty_db) as other:
+        other.execute("CREATE EXTENSION pghistory")
+        fresh = extension_catalog(other)
+        assert catalog_differences(extension_catalog(conn), fresh) == {}  # two fresh installs agree
+        for key in ("extension", "members", "schema", "functions", "relations", "columns", "constraints",
+                    "indexes", "policies", "types", "event_triggers"):
+            assert fresh[key], key  # each part is really looked at
+        other.execute("""
+            CREATE OR REPLACE FUNCTION pghistory.clear_context() RETURNS void
+            LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+            AS $$ SELECT set_config('pghistory.context_id', '', true) $$""")
+        other.execute("ALTER TABLE pghistory.context ADD COLUMN extra int")
+        other.execute("COMMENT ON VIEW pghistory.tracking IS 'changed'")
+        other.execute("GRANT SELECT ON pghistory.context TO PUBLIC")
+        other.execute("ALTER EVENT TRIGGER pghistory_on_drop DISABLE")
+        assert sorted(catalog_differences(extension_catalog(other), fresh)) == [
+            "columns", "event_triggers", "functions", "relations"]
+
+
+# -- upgrades from earlier releases ------------------------------------------------------------
+
+
+class Release:
+    """An earlier release made installable for one test: its frozen install script (and, for the
+    pretend release, its update script) copied into the server's extension directory."""
+
+    def __init__(self, pg: Any, version: str) -> None:
+        self.version = version
+        self.directory: Path = pg.build.extension_dir
+        self.copied: list[Path] = []
+        current = default_version()
+        if version == PRETEND:
+            # the current version's script under an earlier version number, with an empty update
+            self.write(f"pghistory--{version}.sql", (self.directory / f"pghistory--{current}.sql").read_text())
+            self.write(f"pghistory--{version}--{current}.sql",
+                       f"\\echo Use \"ALTER EXTENSION pghistory UPDATE TO '{current}'\" to load this file. \\quit\n")
+        else:
+            self.write(f"pghistory--{version}.sql", (FROZEN / f"pghistory--{version}.sql").read_text())
+
+    def write(self, name: str, text: str) -> None:
+        path = self.directory / name
+        path.write_text(text)
+        path.chmod(0o644)
+        self.copied.append(path)
+
+    def remove(self) -> None:
+        for path in self.copied:
+            path.unlink(missing_ok=True)
+
+
+PRETEND = "0.0.0"
+
+
+@pytest.fixture(params=frozen_releases() + [PRETEND])
+def release(request: pytest.FixtureRequest, pg) -> Iterator[str]:
+    made = Release(pg, request.param)
+    try:
+        yield made.version
+    finally:
+        made.remove()
+
+
+@pytest.fixture
+def fresh_catalog(pg) -> dict[str, list[tuple[Any, ...]]]:
+    """The catalog of a fresh install of the current version, made now."""
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    with pg.connect() as c:
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with pg.connect(name) as c:
+            c.execute("CREATE EXTENSION pghistory")
+            return extension_catalog(c)
+    finally:
+        with pg.connect() as c:
+            c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_upgrade_from_a_release_equals_a_fresh_install(pg, empty_db, release, fresh_catalog):
+    with pg.connect(empty_db) as c:
+        c.execute(f"CREATE EXTENSION pghistory VERSION '{release}'")
+        pg.psql("-q", dbname=empty_db, input=HISTORY, capture=True)
+        before = history(c)
+        c.execute("ALTER EXTENSION pghistory UPDATE")
+        assert value(c, "SELECT extversion FROM pg_extension WHERE extname = 'pghistory'") == default_version()
+        assert catalog_differences(extension_catalog(c), fresh_catalog) == {}
+        assert history(c) == before
+        # tracking goes on, schema changes are followed
+        c.execute("ALTER TABLE orders ADD COLUMN note text")
+        c.execute("UPDATE orders SET note = 'x' WHERE id = 2")
+        assert rows(c, "SELECT pgh_label, id, status, note FROM orders_event ORDER BY pgh_id DESC LIMIT 1") == [
+            ("update", 2, "new", "x")]
+
+
+def test_upgrade_scripts_lead_from_every_release_to_the_current_version(pg, conn):
+    current = default_version()
+    scripts = update_scripts()
+    for source, target in scripts:
+        assert version_key(source) < version_key(target) <= version_key(current), (source, target)
+        first = (ROOT / "extension" / f"pghistory--{source}--{target}.sql").read_text().splitlines()[0]
+        assert first == f"\\echo Use \"ALTER EXTENSION pghistory UPDATE TO '{target}'\" to load this file. \\quit"
+    for release in frozen_releases():
+        assert version_key(release) < version_key(current), f"tests/upgrade/pghistory--{release}.sql is not earlier"
+        # the server finds the way (make install put the scripts in place)
+        path = value(conn, """SELECT path FROM pg_extension_update_paths('pghistory')
+                               WHERE source = %s AND target = %s""", release, current)
+        assert path is not None, f"no chain of update scripts leads from {release} to {current}"
+    assert (FROZEN / "README.md").exists()
+    assert not (FROZEN / f"pghistory--{current}.sql").exists(), "the current version is built, not frozen"
