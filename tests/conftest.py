@@ -27,7 +27,9 @@ Only one server runs at a time: the majors are pytest params of the session-scop
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -69,13 +71,15 @@ def pg(request: pytest.FixtureRequest) -> Iterator[harness.Server]:
         yield server
 
 
-def _create_database(pg: harness.Server, name: str, template: str | None = None) -> None:
+def _create_database(
+    pg: harness.Server, name: str, template: str | None = None, conn: psycopg.Connection | None = None
+) -> None:
     stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template:
         stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         if pg.major >= 15:  # tiny databases copy faster as files than through the WAL
             stmt += sql.SQL(" STRATEGY FILE_COPY")
-    with pg.connect() as c:
+    with pg.connect() if conn is None else _borrowed(conn) as c:
         for attempt in range(20):
             try:
                 c.execute(stmt)
@@ -84,6 +88,89 @@ def _create_database(pg: harness.Server, name: str, template: str | None = None)
                 if attempt == 19:
                     raise
                 time.sleep(0.1)
+
+
+class _borrowed:
+    """`with` over a connection that is not ours to close."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> psycopg.Connection:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _DatabasePool:
+    """Test databases copied from the template ahead of time, and dropped, by a worker thread.
+
+    CREATE DATABASE is most of a small test's cost; the worker does it (and the
+    drops) while the previous test runs.  take() falls back to creating one
+    itself when none is ready, so a slow or failing worker only costs time.
+    """
+
+    def __init__(self, pg: harness.Server, template: str, ready: int = 2) -> None:
+        self.pg, self.template = pg, template
+        self._main = pg.connect()  # used by the test thread only
+        self._ready: queue.Queue[str] = queue.Queue()
+        self._todo: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._work, name=f"pghistory-dbpool-pg{pg.major}", daemon=True)
+        self._thread.start()
+        for _ in range(ready):
+            self._todo.put(("create", ""))
+
+    def _work(self) -> None:
+        with self.pg.connect() as c:
+            while True:
+                op, name = self._todo.get()
+                try:
+                    if op == "stop":
+                        return
+                    if op == "create":
+                        name = f"t_pool_{uuid.uuid4().hex[:12]}"
+                        _create_database(self.pg, name, self.template, conn=c)
+                        self._ready.put(name)
+                    elif op == "drop":
+                        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                except Exception as exc:  # noqa: BLE001 - the test thread creates its own instead
+                    self.errors.append(f"{op} {name}: {exc}")
+                finally:
+                    self._todo.task_done()
+
+    def take(self, name: str) -> str:
+        """A fresh database from the template, renamed to `name`."""
+        try:
+            ready = self._ready.get_nowait()
+        except queue.Empty:
+            _create_database(self.pg, name, self.template, conn=self._main)
+            return name
+        self._todo.put(("create", ""))
+        self._main.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(ready), sql.Identifier(name)))
+        return name
+
+    def release(self, name: str) -> None:
+        self._todo.put(("drop", name))
+
+    def wait_idle(self) -> None:
+        """Wait until every release()d database is gone (before dropping roles that owned things in it)."""
+        self._todo.join()
+
+    def close(self) -> None:
+        self._todo.put(("stop", ""))
+        self._thread.join(timeout=300)
+        while True:
+            try:
+                name = self._ready.get_nowait()
+            except queue.Empty:
+                break
+            self._main.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        self._main.close()
+
+
+_POOLS: dict[int, _DatabasePool] = {}  # id(server) -> its pool
 
 
 def _drop_database(pg: harness.Server, name: str) -> None:
@@ -111,6 +198,15 @@ def template_db(pg: harness.Server) -> Iterator[str]:
         c.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
             sql.Identifier(TEMPLATE)))
     yield TEMPLATE
+
+
+@pytest.fixture(scope="session")
+def db_pool(pg: harness.Server, template_db: str) -> Iterator[_DatabasePool]:
+    pool = _DatabasePool(pg, template_db, ready=int(os.environ.get("PGH_DB_POOL", "2")))
+    _POOLS[id(pg)] = pool
+    yield pool
+    del _POOLS[id(pg)]
+    pool.close()
 
 
 @pytest.fixture
@@ -142,6 +238,8 @@ def make_role(pg: harness.Server) -> Iterator[Callable[..., str]]:
 
     yield make_role
 
+    if created and id(pg) in _POOLS:
+        _POOLS[id(pg)].wait_idle()  # the test's database (which the roles may own things in) is gone
     errors = []
     with pg.connect() as c:
         for name in reversed(created):
@@ -156,15 +254,12 @@ def make_role(pg: harness.Server) -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture
-def db(
-    request: pytest.FixtureRequest, pg: harness.Server, template_db: str, make_role: Callable[..., str]
-) -> Iterator[str]:
+def db(request: pytest.FixtureRequest, db_pool: _DatabasePool, make_role: Callable[..., str]) -> Iterator[str]:
     """Name of a fresh database with pghistory installed, dropped after the test."""
     # (depends on make_role so that roles are dropped after the database that may reference them)
-    name = _unique_name(request, "t")
-    _create_database(pg, name, template_db)
+    name = db_pool.take(_unique_name(request, "t"))
     yield name
-    _drop_database(pg, name)
+    db_pool.release(name)
 
 
 @pytest.fixture
