@@ -1,13 +1,16 @@
 """The pg_regress cases (tests/sql/*.sql, tests/expected/*.out) on each major.
 
 Runs `make installcheck PG_CONFIG=<that major's pg_config>` against the session
-server (PGHOST/PGPORT/PGUSER).  pg_regress writes tests/results and
-tests/regression.diffs; the majors run one after another and each run starts
-from a clean slate.
+server (PGHOST/PGPORT/PGUSER).  pg_regress writes its results into a fresh
+directory per run (the Makefile's REGRESS_OPTS with --outputdir moved), so
+majors, and runs in the same checkout at the same time, never share
+tests/results.  A failure shows regression.diffs and leaves a copy in
+tests/regression.pgNN.diffs.
 """
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 
@@ -15,41 +18,50 @@ import pytest
 
 import harness
 
-TESTS = harness.ROOT / "tests"
+ROOT = harness.ROOT
+TESTS = ROOT / "tests"
 MAX_SHOWN = 20000  # characters of regression.diffs shown in the failure
 
 
-def _clean() -> None:
-    shutil.rmtree(TESTS / "results", ignore_errors=True)
-    for name in ("regression.diffs", "regression.out"):
-        (TESTS / name).unlink(missing_ok=True)
+def _make(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), *args], capture_output=True, text=True, **kwargs
+    )
 
 
-def test_pg_regress(pg):
-    cases = sorted((TESTS / "sql").glob("*.sql"))
-    if not cases:
+def _regress_opts(pg_config: str) -> list[str]:
+    """The Makefile's REGRESS_OPTS, as make sees them."""
+    result = _make(
+        f"PG_CONFIG={pg_config}", "--eval", "pgh-print-regress-opts: ; @echo $(REGRESS_OPTS)",
+        "pgh-print-regress-opts", timeout=60,
+    )
+    assert result.returncode == 0, f"cannot read REGRESS_OPTS from the Makefile:\n{result.stderr}"
+    return shlex.split(result.stdout.strip())
+
+
+def test_pg_regress(pg, tmp_path):
+    if not sorted((TESTS / "sql").glob("*.sql")):
         pytest.skip("no pg_regress cases in tests/sql yet")
-    _clean()
-    (TESTS / f"regression.pg{pg.major}.diffs").unlink(missing_ok=True)
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(harness.ROOT), "installcheck",
-         f"PG_CONFIG={pg.build.pg_config}"],
-        env=pg.env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
+    kept = TESTS / f"regression.pg{pg.major}.diffs"
+    kept.unlink(missing_ok=True)
+    outdir = tmp_path / "regress"
+    outdir.mkdir()
+    pg_config = str(pg.build.pg_config)
+    opts = [o for o in _regress_opts(pg_config) if not o.startswith("--outputdir")]
+    opts.append(f"--outputdir={outdir}")
+    result = _make(
+        "installcheck", f"PG_CONFIG={pg_config}", "REGRESS_OPTS=" + shlex.join(opts),
+        env=pg.env(), timeout=900,
     )
     if result.returncode != 0:
-        diffs_file = TESTS / "regression.diffs"
+        diffs_file = outdir / "regression.diffs"
         diffs = diffs_file.read_text(errors="replace") if diffs_file.exists() else "(no regression.diffs)"
-        if len(diffs) > MAX_SHOWN:
-            diffs = diffs[:MAX_SHOWN] + f"\n... ({len(diffs) - MAX_SHOWN} more characters in {diffs_file})"
-        # keep this major's diffs after the next major cleans up
         if diffs_file.exists():
-            shutil.copy(diffs_file, TESTS / f"regression.pg{pg.major}.diffs")
+            shutil.copy(diffs_file, kept)
+        if len(diffs) > MAX_SHOWN:
+            diffs = diffs[:MAX_SHOWN] + f"\n... ({len(diffs) - MAX_SHOWN} more characters in {kept})"
         pytest.fail(
             f"pg_regress failed on PostgreSQL {pg.major} (exit {result.returncode}):\n"
-            f"{result.stdout[-5000:]}{result.stderr[-5000:]}\n--- {diffs_file} ---\n{diffs}",
+            f"{result.stdout[-5000:]}{result.stderr[-5000:]}\n--- regression.diffs (kept in {kept}) ---\n{diffs}",
             pytrace=False,
         )
-    _clean()
