@@ -46,8 +46,10 @@ TEMPLATE = "pghistory_template"
 try:  # DB-backed examples are slow and uneven; one database serves all examples of a test
     from hypothesis import HealthCheck, settings
 
+    _ci = bool(os.environ.get("CI")) and "ci" in getattr(settings, "_profiles", {})
     settings.register_profile(
         "pghistory",
+        parent=settings.get_profile("ci") if _ci else None,  # CI: derandomized, reproducible
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
