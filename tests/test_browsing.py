@@ -263,6 +263,31 @@ def test_columns_added_and_dropped_are_diffed_as_recorded(conn, orders):
         {"id": 1, "status": "new", "amount": 10, "note": "gift"}, {"note": [None, "gift"]})
 
 
+def test_wide_tables_and_odd_labels(conn, level):
+    columns = ", ".join(f"c{i} int" for i in range(1, 61))  # more than jsonb_build_object takes at once
+    conn.execute(f"CREATE TABLE wide (id int PRIMARY KEY, {columns})")
+    conn.execute("""SELECT pghistory.track('wide', level => %s, trackers => ARRAY[pghistory.insert_event(),
+        pghistory.update_event($$it's 100%%$$), pghistory.manual_event('audit "x"')])""", (level,))
+    conn.execute("INSERT INTO wide (id, c1, c55) VALUES (1, 1, 55)")
+    conn.execute("UPDATE wide SET c55 = 56, c60 = 60")
+    conn.execute("""SELECT pghistory.create_event('wide', 1, 'audit "x"')""")
+    got = browse(conn, "'wide', '1'", "pgh_label, pgh_data, pgh_diff")
+    assert [(label, len(data), data["c55"], diff) for label, data, diff in got] == [
+        ("insert", 61, 55, None), ("it's 100%", 61, 56, {"c55": [55, 56], "c60": [None, 60]}), ('audit "x"', 61, 56, {})]
+    assert value(conn, "SELECT pghistory.revert('wide_event', 1)") == 4
+    assert rows(conn, "SELECT c1, c55, c60 FROM wide") == [(1, 55, None)]
+
+
+def test_revert_a_table_of_only_its_key(conn, level):
+    conn.execute("CREATE TABLE tags (name text PRIMARY KEY)")
+    conn.execute("SELECT pghistory.track('tags', level => %s)", (level,))
+    conn.execute("INSERT INTO tags VALUES ('a')")
+    assert value(conn, "SELECT pghistory.revert('tags_event', 1)") is None
+    conn.execute("DELETE FROM tags")
+    assert value(conn, "SELECT pghistory.revert('tags_event', 2)") == 3
+    assert browse(conn, "'tags', 'a'", "pgh_label, pgh_diff") == [("insert", None), ("delete", {}), ("insert", None)]
+
+
 # -- filters --------------------------------------------------------------------------------------
 
 
