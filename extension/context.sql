@@ -106,11 +106,18 @@ BEGIN
         RETURN;
     END IF;
     v_metadata := pghistory._context_metadata();
-    INSERT INTO pghistory.context AS c (id, metadata)
-    VALUES (p_context_id, v_metadata)
-    ON CONFLICT (id) DO UPDATE
-       SET metadata = excluded.metadata, updated_at = now()
-     WHERE c.metadata IS DISTINCT FROM excluded.metadata;
+    -- A context stored as it is needs no write and takes no lock: the
+    -- upsert locks the row until commit, so transactions sharing a context
+    -- id would queue on it, and deadlock when they also wait on each
+    -- other's rows.
+    IF NOT EXISTS (SELECT FROM pghistory.context AS c
+                    WHERE c.id = p_context_id AND c.metadata = v_metadata) THEN
+        INSERT INTO pghistory.context AS c (id, metadata)
+        VALUES (p_context_id, v_metadata)
+        ON CONFLICT (id) DO UPDATE
+           SET metadata = excluded.metadata, updated_at = now()
+         WHERE c.metadata IS DISTINCT FROM excluded.metadata;
+    END IF;
     PERFORM set_config('pghistory._attached', v_marker, true);
 END
 $$;
