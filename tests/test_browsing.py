@@ -255,9 +255,7 @@ def test_rows_without_a_primary_key_have_no_diffs(conn, level):
 
 def test_columns_added_and_dropped_are_diffed_as_recorded(conn, orders):
     conn.execute("INSERT INTO orders VALUES (1, 'new', 10)")
-    conn.execute("SELECT pghistory.untrack('orders')")
     conn.execute("ALTER TABLE orders ADD COLUMN note text")
-    conn.execute("SELECT pghistory.track('orders')")
     conn.execute("UPDATE orders SET note = 'gift'")
     assert browse(conn, "'orders'", "pgh_data, pgh_diff")[-1] == (
         {"id": 1, "status": "new", "amount": 10, "note": "gift"}, {"note": [None, "gift"]})
@@ -381,6 +379,18 @@ def test_events_accepts_the_event_table_and_history_kept_after_untrack(conn, his
     assert value(conn, "SELECT count(*) FROM pghistory.aggregate_events WHERE pgh_obj_model = 'public.orders'") == 5
 
 
+def test_history_of_a_dropped_table_stays_readable_through_its_event_table(conn, orders):
+    conn.execute("INSERT INTO orders VALUES (1, 'new', 10)")
+    conn.execute("UPDATE orders SET status = 'paid'")
+    conn.execute("DROP TABLE orders")
+    assert rows(conn, "SELECT * FROM pghistory.aggregate_events") == []
+    assert browse(conn, "'orders_event'", "pgh_model, pgh_obj_model, pgh_label, pgh_diff") == [
+        ("public.orders_event", "public.orders", "insert", None),
+        ("public.orders_event", "public.orders", "update", {"status": ["new", "paid"]})]
+    assert error(conn, "SELECT pghistory.revert('orders_event', 1)") == (
+        "42704", "pghistory: public.orders_event is not the event table of a tracked table")
+
+
 def test_events_refuses_what_it_cannot_answer(conn, history):
     conn.execute("CREATE TABLE plain (id int)")
     assert error(conn, "SELECT * FROM pghistory.events(obj_id => '1')") == (
@@ -472,9 +482,7 @@ def test_revert_refusals(conn, orders):
 def test_revert_refuses_a_value_for_a_column_dropped_since(conn, orders):
     conn.execute("INSERT INTO orders VALUES (1, 'new', 10)")
     conn.execute("UPDATE orders SET amount = NULL")
-    conn.execute("SELECT pghistory.untrack('orders')")
-    conn.execute("ALTER TABLE orders DROP COLUMN amount")
-    conn.execute("SELECT pghistory.track('orders')")
+    conn.execute("ALTER TABLE orders DROP COLUMN amount")  # kept in the event table, with its history
     conn.execute("UPDATE orders SET status = 'paid'")
     assert error(conn, "SELECT pghistory.revert('orders_event', 1)") == (
         "55000", "pghistory: cannot revert public.orders to event 1 of public.orders_event: "
