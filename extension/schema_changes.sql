@@ -32,8 +32,10 @@
 
 -- What the trigger functions of each tracked table depend on: its name,
 -- its event table's name, its columns (by attnum: name, type, typmod,
--- collation), its primary key column and its partitions. One jsonb object
--- keyed by the tracked table's oid; p_tables limits it to some tables.
+-- collation), its primary key column and its partitions; and the event
+-- table's column names (event_columns, to check, not to follow). One
+-- jsonb object keyed by the tracked table's oid; p_tables limits it to
+-- some tables.
 CREATE FUNCTION pghistory._schema_snapshot(p_tables regclass[] DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -51,7 +53,10 @@ AS $$
                             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
                'key', (SELECT k.column_name FROM pghistory._primary_key(c.oid) AS k),
                'tree', (SELECT jsonb_agg(r.relid::oid ORDER BY r.relid::oid)
-                          FROM pghistory._table_tree(c.oid) AS r))), '{}')
+                          FROM pghistory._table_tree(c.oid) AS r),
+               'event_columns', (SELECT jsonb_agg(e.attname ORDER BY e.attnum)
+                                   FROM pg_catalog.pg_attribute AS e
+                                  WHERE e.attrelid = t.event_table AND e.attnum > 0 AND NOT e.attisdropped))), '{}')
       FROM pghistory.tracked AS t
       JOIN pg_catalog.pg_class AS c ON c.oid = t.tracked_table
       JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
@@ -383,6 +388,39 @@ BEGIN
 END
 $$;
 
+-- Refuses an event table that lost a column (of p_had, the columns it had
+-- before the command) its tracked table's events are written to: renamed
+-- or dropped by ALTER TABLE on the event table.
+CREATE FUNCTION pghistory._check_event_table(p_config pghistory.tracked, p_had text[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT string_agg(quote_ident(c.name), ', ' ORDER BY c.ord) INTO v_missing
+      FROM unnest(ARRAY['pgh_id', 'pgh_created_at', 'pgh_label', 'pgh_obj_id']
+                  || CASE WHEN p_config.context IN ('fk', 'json') THEN ARRAY['pgh_context_id'] ELSE '{}' END
+                  || CASE WHEN p_config.context = 'json' THEN ARRAY['pgh_context'] ELSE '{}' END
+                  || ARRAY(SELECT t.column_name::text FROM pghistory._tracked_columns(
+                               p_config.tracked_table, p_config.fields, p_config.exclude) AS t))
+           WITH ORDINALITY AS c(name, ord)
+     WHERE c.name = ANY (p_had)
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                        WHERE a.attrelid = p_config.event_table AND a.attname = c.name
+                          AND a.attnum > 0 AND NOT a.attisdropped);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: % is the event table of %, whose events need its column %',
+                pghistory._qualified_name(p_config.event_table), pghistory._qualified_name(p_config.tracked_table),
+                v_missing
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Columns that receive history cannot be renamed or dropped while the table is tracked: '
+                         'stop tracking the column first (track() with fields or exclude), or untrack the table.';
+    END IF;
+END
+$$;
+
 -- ddl_command_start of ALTER TABLE and ALTER SCHEMA: remember what the
 -- tracked tables look like, for pghistory._after_ddl() to compare.
 CREATE FUNCTION pghistory._before_ddl()
@@ -431,7 +469,14 @@ BEGIN
         END IF;
         v_after := pghistory._schema_snapshot();
         v_changed := ARRAY(SELECT a.key::oid::regclass FROM jsonb_each(v_after) AS a
-                            WHERE v_before ? a.key AND v_before -> a.key <> a.value);
+                            WHERE v_before ? a.key
+                              AND (v_before -> a.key) - 'event_columns' <> a.value - 'event_columns');
+        -- an event table keeps the columns its events are written to
+        PERFORM pghistory._check_event_table(t, ARRAY(SELECT jsonb_array_elements_text(
+                                                    v_before -> t.tracked_table::oid::text -> 'event_columns')))
+           FROM pghistory.tracked AS t
+          WHERE t.event_table::oid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
+                                        WHERE d.classid = 'pg_class'::regclass);
     END IF;
     IF cardinality(v_changed) = 0 THEN
         RETURN;

@@ -401,6 +401,20 @@ def test_renamed_event_table_keeps_tracking(conn, orders):
     assert value(conn, "SELECT event_table::text FROM pghistory.tracking") == "audit.orders_history"
 
 
+@pytest.mark.parametrize("change", [
+    "RENAME COLUMN status TO state", "DROP COLUMN status", "DROP COLUMN pgh_label",
+    "RENAME COLUMN pgh_context_id TO context_id"])
+def test_event_table_keeps_the_columns_its_events_need(conn, orders, change):
+    with pytest.raises(psycopg.errors.DependentObjectsStillExist) as error:
+        conn.execute(f"ALTER TABLE orders_event {change}")
+    column = change.split()[2]
+    assert error.value.diag.message_primary == (
+        f"pghistory: public.orders_event is the event table of public.orders, whose events need its column {column}")
+    conn.execute("SELECT pghistory.track('orders', exclude => '{status}')")
+    if column == "status":  # a column no longer tracked is history only
+        conn.execute(f"ALTER TABLE orders_event {change}")
+
+
 # -- dropped tables -------------------------------------------------------------------
 
 
