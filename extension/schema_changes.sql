@@ -172,6 +172,27 @@ BEGIN
     END IF;
     v_original := v_config;
 
+    -- Following a change means altering the event table and replacing the
+    -- trigger functions, as their owner: say so when that is someone else
+    -- (typically: a superuser tracked a table another role owns and alters).
+    SELECT string_agg(DISTINCT quote_ident(pg_get_userbyid(o.owner)), ', ') INTO v_message
+      FROM (SELECT c.relowner AS owner FROM pg_catalog.pg_class AS c WHERE c.oid = v_config.event_table
+            UNION
+            SELECT p.proowner FROM pghistory._table_tree(p_tracked) AS t
+              JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
+              JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
+             WHERE p.pronamespace = 'pghistory'::regnamespace
+               AND p.proname <> '_refuse_history_change') AS o
+     WHERE NOT pg_has_role(current_user, o.owner, 'USAGE');
+    IF v_message IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: % cannot follow this change of %, whose history and trigger functions belong to %',
+                quote_ident(current_user), v_table, v_message
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Alter the table as a role that is a member of %s (or as a superuser), '
+                                'or have it track the table afresh so that its history belongs to the table''s owner.',
+                                v_message);
+    END IF;
+
     -- renamed columns: the same attnum under another name
     FOR v_rename IN
         SELECT b.value ->> 0 AS old_name, a.attname AS new_name

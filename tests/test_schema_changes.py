@@ -516,6 +516,23 @@ def test_a_table_owner_who_is_not_superuser_gets_changes_followed(conn, connect,
     assert trigger_functions(conn) == []
 
 
+def test_a_table_tracked_by_someone_else_says_who_can_alter_it(conn, connect, make_role, level):
+    owner = make_role("pgh_owner")
+    conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(owner)))
+    c = connect(user=owner)
+    c.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    conn.execute("SELECT pghistory.track('orders', level => %s)", (level,))  # by the superuser
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as error:
+        c.execute("ALTER TABLE orders ADD COLUMN note text")
+    assert error.value.diag.message_primary == (
+        f"pghistory: {owner} cannot follow this change of public.orders, whose history and trigger functions "
+        "belong to postgres")
+    c.execute("INSERT INTO orders VALUES (1, 'new')")  # tracking is intact
+    conn.execute("ALTER TABLE orders ADD COLUMN note text")  # the superuser may
+    c.execute("UPDATE orders SET note = 'x'")
+    assert events(conn, "orders_event", "pgh_label, note") == [("insert", None), ("update", "x")]
+
+
 def test_install_by_a_non_superuser_leaves_out_the_event_triggers(pg, empty_db, make_role):
     role = make_role("pgh_installer")
     with pg.connect(empty_db) as su:
