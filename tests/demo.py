@@ -88,6 +88,11 @@ SELECT pgh_obj_model, pgh_obj_id, pgh_label, pgh_diff, pgh_context
  ORDER BY pgh_created_at, pgh_id;
 """
 
+ONE_OBJECT = """\
+SELECT pgh_id, pgh_label, pgh_data, pgh_diff, pgh_context ->> 'user' AS context_user
+  FROM pghistory.events('orders', obj_id => '1');
+"""
+
 
 def banner(text: str) -> None:
     print(f"\n=== {text} " + "=" * max(0, 70 - len(text)), flush=True)
@@ -126,6 +131,8 @@ def main() -> int:
             if has_view:
                 banner("Everything, across tables (pghistory.aggregate_events)")
                 pg.psql("--echo-queries", dbname=DB, input=AGGREGATE)
+                banner("One object's history (pghistory.events)")
+                pg.psql("--echo-queries", dbname=DB, input=ONE_OBJECT)
             else:
                 print("\n(pghistory.aggregate_events does not exist in this build yet)")
         except subprocess.CalledProcessError as exc:
