@@ -458,8 +458,8 @@ END
 $$;
 
 -- ddl_command_end of ALTER TABLE, CREATE TABLE and ALTER SCHEMA: follows
--- the changes of every tracked table that the command changed (its
--- columns, names, primary key or partitions).
+-- the changes of the tracked tables that the command changed (their
+-- columns, names, primary keys or partitions).
 CREATE FUNCTION pghistory._after_ddl()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -468,27 +468,40 @@ AS $$
 DECLARE
     v_before jsonb;
     v_after jsonb;
+    v_candidates regclass[];
     v_changed regclass[];
     v_table regclass;
 BEGIN
     IF pghistory._following_schema() THEN
         RETURN;
     END IF;
+    -- The tracked tables this command may have changed: the relation it
+    -- names, a tracked table whose event table or partition it is, or those
+    -- in a schema it renames. Only those: other sessions change other
+    -- tables meanwhile (a parallel pg_restore does), and are followed there.
+    v_candidates := ARRAY(
+        SELECT DISTINCT t.tracked_table
+          FROM pg_event_trigger_ddl_commands() AS d
+          JOIN pghistory.tracked AS t
+            ON (d.classid = 'pg_class'::regclass
+                AND (d.objid IN (t.tracked_table, t.event_table)
+                     OR t.tracked_table IN (SELECT a.relid FROM pg_partition_ancestors(d.objid) AS a)))
+            OR (d.classid = 'pg_namespace'::regclass
+                AND d.objid IN (SELECT c.relnamespace FROM pg_catalog.pg_class AS c
+                                 WHERE c.oid IN (t.tracked_table, t.event_table)))
+         WHERE NOT d.in_extension);
+    IF cardinality(v_candidates) = 0 THEN
+        RETURN;
+    END IF;
     IF TG_TAG = 'CREATE TABLE' THEN
-        -- a new partition of a tracked table (at any depth)
-        v_changed := ARRAY(
-            SELECT DISTINCT t.tracked_table
-              FROM pg_event_trigger_ddl_commands() AS d
-              JOIN pg_catalog.pg_class AS c ON c.oid = d.objid AND c.relispartition
-             CROSS JOIN LATERAL pg_partition_ancestors(c.oid) AS p
-              JOIN pghistory.tracked AS t ON t.tracked_table = p.relid
-             WHERE d.classid = 'pg_class'::regclass AND NOT d.in_extension);
+        -- a new partition of a tracked table (at any depth): no before
+        v_changed := v_candidates;
     ELSE
         v_before := nullif(current_setting('pghistory._schema_before', true), '')::jsonb;
         IF v_before IS NULL OR v_before = '{}' THEN
             RETURN;
         END IF;
-        v_after := pghistory._schema_snapshot();
+        v_after := pghistory._schema_snapshot(v_candidates);
         v_changed := ARRAY(SELECT a.key::oid::regclass FROM jsonb_each(v_after) AS a
                             WHERE v_before ? a.key
                               AND (v_before -> a.key) - 'event_columns' <> a.value - 'event_columns');
@@ -496,7 +509,8 @@ BEGIN
         PERFORM pghistory._check_event_table(t, ARRAY(SELECT jsonb_array_elements_text(
                                                     v_before -> t.tracked_table::oid::text -> 'event_columns')))
            FROM pghistory.tracked AS t
-          WHERE t.event_table::oid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
+          WHERE t.tracked_table = ANY (v_candidates)
+            AND t.event_table::oid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() AS d
                                         WHERE d.classid = 'pg_class'::regclass);
     END IF;
     IF cardinality(v_changed) = 0 THEN
@@ -507,7 +521,10 @@ BEGIN
         PERFORM pghistory._follow_schema_change(v_table, v_before -> v_table::oid::text);
     END LOOP;
     PERFORM pghistory._rebuild_aggregate_events();
-    PERFORM set_config('pghistory._schema_before', pghistory._schema_snapshot()::text, true);
+    IF v_before IS NOT NULL THEN  -- the next command of the statement compares with what is now
+        PERFORM set_config('pghistory._schema_before',
+                           (v_before || pghistory._schema_snapshot(v_changed))::text, true);
+    END IF;
     PERFORM set_config('pghistory._following_schema', '', true);
 END
 $$;

@@ -497,6 +497,34 @@ def test_detached_partition_is_no_longer_tracked(conn, measurements):
     assert events(conn, "m_event", "pgh_label, id") == [("insert", 2)]
 
 
+def test_a_command_follows_only_the_tables_it_changed(conn, connect, level):
+    """Other sessions' changes that commit while a command runs are theirs to follow (a parallel
+    pg_restore depends on it: its workers add primary keys while triggers are still missing)."""
+    import threading
+
+    for table in ("x", "y"):
+        conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v text)")
+        conn.execute(f"SELECT pghistory.track('{table}', level => %s)", (level,))
+    functions = """SELECT array_agg(oid ORDER BY oid) FROM pg_proc WHERE proname LIKE 'public.y/%'"""
+    holder = connect(autocommit=False)
+    holder.execute("LOCK TABLE x")  # the ALTER of x takes its snapshot, then waits here
+    done = threading.Event()
+    alter_x = threading.Thread(target=lambda: (connect().execute("ALTER TABLE x ADD COLUMN w int"), done.set()))
+    alter_x.start()
+    while value(conn, "SELECT count(*) FROM pg_stat_activity WHERE query = 'ALTER TABLE x ADD COLUMN w int' "
+                      "AND wait_event_type = 'Lock'") == 0:
+        pass
+    conn.execute("ALTER TABLE y ADD COLUMN z int")  # followed by this session
+    after_y = value(conn, functions)
+    holder.rollback()
+    alter_x.join(timeout=60)
+    assert done.is_set()
+    assert value(conn, functions) == after_y  # the ALTER of x left y alone
+    conn.execute("UPDATE x SET w = 1")
+    conn.execute("INSERT INTO y VALUES (1, 'a', 2)")
+    assert events(conn, "y_event", "pgh_label, z") == [("insert", 2)]
+
+
 # -- who may do what ---------------------------------------------------------------------
 
 

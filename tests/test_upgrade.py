@@ -210,7 +210,8 @@ def test_catalog_comparison_sees_what_an_upgrade_could_get_wrong(pg, conn, empty
         other.execute("COMMENT ON VIEW pghistory.tracking IS 'changed'")
         other.execute("GRANT SELECT ON pghistory.context TO PUBLIC")
         other.execute("ALTER EVENT TRIGGER pghistory_on_drop DISABLE")
-        assert sorted(catalog_differences(extension_catalog(other), fresh)) == [
+        # (PostgreSQL 17 and later also make the tables' row types members: "types" differs there too)
+        assert sorted(set(catalog_differences(extension_catalog(other), fresh)) - {"types"}) == [
             "columns", "event_triggers", "functions", "relations"]
 
 
