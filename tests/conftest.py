@@ -8,8 +8,10 @@ Fixtures
     pg           session  the running harness.Server (pg.major, pg.host, pg.port, pg.user,
                           pg.bindir, pg.bin("psql"), pg.dsn(dbname, user=None), pg.connect(...),
                           pg.psql(...), pg.build.pg_config); parametrized over $PGH_MAJORS.
-    db           function name (str) of a fresh database made from a template that already has
-                          CREATE EXTENSION pghistory; dropped (WITH FORCE) after the test.
+    db           function name (str) of a fresh database copied from `template_db` (which already
+                          has CREATE EXTENSION pghistory); dropped WITH (FORCE) after the test.
+                          A worker thread (`db_pool`) copies the next ones and drops old ones in
+                          the background; PGH_DB_POOL=0 makes each test create its own.
     dsn          function conninfo string of that database, as the superuser.
     conn         function psycopg.Connection to it, autocommit=True, superuser; closed after.
     connect      function factory connect(user=None, *, autocommit=True, dbname=None, **kwargs)
@@ -19,6 +21,7 @@ Fixtures
                           password=None, attributes="") -> unique role name; the roles are
                           dropped after the test (after its database).
     empty_db     function like db but without the extension (for install/upgrade tests).
+    template_db  session  name of the template database ("pghistory_template").
 
 Only one server runs at a time: the majors are pytest params of the session-scoped
 `pg`, and pytest finishes one param's server before starting the next.
