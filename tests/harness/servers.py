@@ -266,7 +266,10 @@ class Server:
             (self.tmpdir / "owner").write_text(_owner_tag())
             self.rundir.mkdir(mode=0o700)
             if self.os_user is not None:
-                pw = pwd.getpwnam(self.os_user)
+                try:
+                    pw = pwd.getpwnam(self.os_user)
+                except KeyError:
+                    raise ServerError(f"PGH_OS_USER={self.os_user}: no such OS user to run the server as") from None
                 os.chown(self.rundir, pw.pw_uid, pw.pw_gid)
                 self._check_reachable()
             pg_ctl = self._pg_ctl()
