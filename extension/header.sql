@@ -11,6 +11,7 @@
 --   track.sql         track() and untrack()
 --   create_event.sql  manual events
 --   views.sql         the tracking view
+--   browsing.sql      events(), aggregate_events, revert()
 --   schema_changes.sql  event triggers that follow ALTER TABLE and DROP TABLE
 -- Every function pins search_path and names its objects schema-qualified.
 
