@@ -7,6 +7,7 @@ refused, and the user's statement rolls back with it.
 from __future__ import annotations
 
 import re
+import threading
 
 import psycopg
 import pytest
@@ -500,8 +501,6 @@ def test_detached_partition_is_no_longer_tracked(conn, measurements):
 def test_a_command_follows_only_the_tables_it_changed(conn, connect, level):
     """Other sessions' changes that commit while a command runs are theirs to follow (a parallel
     pg_restore depends on it: its workers add primary keys while triggers are still missing)."""
-    import threading
-
     for table in ("x", "y"):
         conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v text)")
         conn.execute(f"SELECT pghistory.track('{table}', level => %s)", (level,))
