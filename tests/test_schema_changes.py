@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import psycopg
 import pytest
@@ -510,9 +511,11 @@ def test_a_command_follows_only_the_tables_it_changed(conn, connect, level):
     done = threading.Event()
     alter_x = threading.Thread(target=lambda: (connect().execute("ALTER TABLE x ADD COLUMN w int"), done.set()))
     alter_x.start()
+    deadline = time.monotonic() + 60
     while value(conn, "SELECT count(*) FROM pg_stat_activity WHERE query = 'ALTER TABLE x ADD COLUMN w int' "
                       "AND wait_event_type = 'Lock'") == 0:
-        pass
+        assert time.monotonic() < deadline, "the ALTER of x never waited for its lock"
+        time.sleep(0.01)
     conn.execute("ALTER TABLE y ADD COLUMN z int")  # followed by this session
     after_y = value(conn, functions)
     holder.rollback()
