@@ -26,6 +26,7 @@ Workloads
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import statistics
@@ -80,6 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results", type=Path,
                    help="write the results here (default bench/RESULTS.md for a full run; smoke writes none)")
     p.add_argument("--no-record", action="store_true", help="write no results file and no runs.json entry")
+    p.add_argument("--verbose", "-v", action="store_true", help="print every measurement")
     args = p.parse_args(argv)
     smoke = args.smoke
     args.rows = args.rows or (1000 if smoke else 100_000)
@@ -98,6 +100,55 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+class ServerCPU:
+    """CPU seconds the server has used: the postmaster, its live children, and its reaped ones.
+
+    Wall-clock times on a shared 2-core machine move with whatever else runs
+    there; the server's own CPU time per measurement hardly does.  Read from
+    /proc (clock ticks): the postmaster's utime+stime+cutime+cstime (children
+    it has reaped, i.e. backends that have exited) plus utime+stime of every
+    live child (backends, walwriter, checkpointer, ...).
+    """
+
+    def __init__(self, pg) -> None:
+        self.postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _stat(pid: int | str) -> list[str] | None:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        return raw[raw.rindex(")") + 2:].split()  # fields from 3 (state) on
+
+    def children(self) -> set[int]:
+        pids = set()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                fields = self._stat(entry)
+                if fields and int(fields[1]) == self.postmaster:
+                    pids.add(int(entry))
+        return pids
+
+    def seconds(self) -> float:
+        pm = self._stat(self.postmaster)
+        if pm is None:
+            return float("nan")
+        ticks = sum(int(v) for v in pm[11:15])  # utime stime cutime cstime
+        for pid in self.children():
+            fields = self._stat(pid)
+            if fields:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / self.tick
+
+    def settle(self, before: set[int], timeout: float = 10.0) -> None:
+        """Wait until the children that came after ``before`` (pgbench's backends) are reaped."""
+        deadline = time.monotonic() + timeout
+        while self.children() - before and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
 def rotated(items: list, rep: int) -> list:
     k = rep % len(items) if items else 0
     return items[k:] + items[:k]
@@ -105,24 +156,27 @@ def rotated(items: list, rep: int) -> list:
 
 # -- one measurement ------------------------------------------------------------
 
-def bulk(conn, target: tg.Target, n: int, workload: str) -> float:
-    """Seconds for one bulk transaction (a new context, then the write)."""
+def bulk(conn, target: tg.Target, n: int, workload: str, cpu: ServerCPU) -> tuple[float, float]:
+    """Seconds (wall, server CPU) of one bulk transaction (a new context, then the write)."""
     conn.execute("CHECKPOINT")
     statement = target.statement(n, workload)
+    cpu0 = cpu.seconds()
     start = time.perf_counter()
     with conn.transaction():
         conn.execute(tg.SET_CONTEXT)
         conn.execute(statement)
     elapsed = time.perf_counter() - start
+    used = cpu.seconds() - cpu0
     conn.execute("VACUUM ANALYZE item")
-    return elapsed
+    return elapsed, used
 
 
 _TPS = re.compile(r"tps = ([0-9.]+) \((?:without initial connection time|excluding connections establishing)\)")
 
 
-def pgbench(pg, target: tg.Target, args, with_context: bool, scripts: Path) -> float:
-    """Transactions per second of ``--clients`` clients updating one row per transaction."""
+def pgbench(pg, target: tg.Target, args, with_context: bool, scripts: Path, cpu: ServerCPU) -> tuple[float, float]:
+    """Transactions per second of ``--clients`` clients updating one row per transaction,
+    measured (wall clock) and as the server's CPU allows (transactions per server-CPU second)."""
     lines = [f"\\set id random(1, {args.rows})", "BEGIN;"]
     if with_context:
         lines.append(tg.SET_CONTEXT + ";")
@@ -133,14 +187,19 @@ def pgbench(pg, target: tg.Target, args, with_context: bool, scripts: Path) -> f
         c.execute("CHECKPOINT")
     cmd = [str(pg.bin("pgbench")), "-n", "-c", str(args.clients), "-j", str(args.clients),
            "-T", f"{args.duration:g}", "-M", args.protocol, "-f", str(script), target.dbname]
+    before = cpu.children()
+    cpu0 = cpu.seconds()
     result = subprocess.run(cmd, env=pg.env(), capture_output=True, text=True, timeout=args.duration + 120)
+    cpu.settle(before)
+    used = cpu.seconds() - cpu0
     match = _TPS.search(result.stdout)
-    if result.returncode != 0 or not match:
+    count = re.search(r"number of transactions actually processed: (\d+)", result.stdout)
+    if result.returncode != 0 or not match or not count:
         raise RuntimeError(f"pgbench on {target.name} failed (exit {result.returncode}):\n"
                            f"{result.stdout}{result.stderr}")
     with pg.connect(target.dbname) as c:
         c.execute("VACUUM ANALYZE item")
-    return float(match.group(1))
+    return float(match.group(1)), int(count.group(1)) / used if used > 0 else float("nan")
 
 
 def setup_lookup(pg, n: int) -> str | None:
@@ -206,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: {build.describe()}; {len(targets)} targets, {args.rows} rows, {args.reps} reps, "
           f"pgbench {args.duration:g} s x {args.clients} clients ({args.protocol})", flush=True)
 
-    samples: dict[tuple[str, str], list[float]] = {}
+    samples: dict[tuple[str, str], list[float]] = {}  # wall clock: seconds, or tps
+    cpu_samples: dict[tuple[str, str], list[float]] = {}  # server CPU: seconds, or tps per CPU second
     lookup_ms: list[float] = []
     notes: list[str] = []
     sizes: dict[str, dict[str, float]] = {}
@@ -236,6 +296,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: {notes[-1]}", flush=True)
         lookup_conn = pg.connect(lookup_db) if lookup_db else None
         rng = random.Random(5)
+        cpu = ServerCPU(pg)
+
+        def record(workload: str, target: tg.Target, wall: float, used: float) -> None:
+            samples.setdefault((workload, target.name), []).append(wall)
+            cpu_samples.setdefault((workload, target.name), []).append(used)
+            if args.verbose:
+                print(f"    {workload:10s} {target.name:20s} wall {wall:10.3f}  cpu {used:10.3f}", flush=True)
+
+        # one short untimed pgbench run per target first: new backends of a freshly
+        # tracked database pay for catalog caches the later runs find warm
+        warm = argparse.Namespace(**{**vars(args), "duration": min(1.0, args.duration)})
+        for t in targets:
+            if any(w in PGBENCH for w in args.workload_list):
+                pgbench(pg, t, warm, True, scripts, cpu)
 
         for rep in range(args.reps):
             order = rotated(targets, rep)
@@ -243,11 +317,10 @@ def main(argv: list[str] | None = None) -> int:
             for workload in args.workload_list:
                 if workload in BULK:
                     for t in order:
-                        samples.setdefault((workload, t.name), []).append(bulk(conns[t.name], t, args.rows, workload))
+                        record(workload, t, *bulk(conns[t.name], t, args.rows, workload, cpu))
                 elif workload in PGBENCH:
                     for t in order:
-                        tps = pgbench(pg, t, args, workload == "one_ctx", scripts)
-                        samples.setdefault((workload, t.name), []).append(tps)
+                        record(workload, t, *pgbench(pg, t, args, workload == "one_ctx", scripts, cpu))
                 elif workload == "lookup" and lookup_conn is not None:
                     if rep == 0:
                         lookups(lookup_conn, args.rows, 5, rng)  # warm the caches and plans
@@ -261,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             c.close()
 
     results = report.Results(
-        args=args, info=info, targets=targets, samples=samples, lookup_ms=lookup_ms,
+        args=args, info=info, targets=targets, samples=samples, cpu_samples=cpu_samples, lookup_ms=lookup_ms,
         sizes=sizes, shapes=shapes, notes=notes, seconds=time.time() - started)
     print()
     print(results.text())
