@@ -315,6 +315,31 @@ AS %L$sql$, v_function, CASE WHEN v_row_level THEN '' ELSE E'\nSET jit = off' EN
 END
 $$;
 
+-- What the trigger functions of a tracked table are generated from (its
+-- name, its event table's, its columns and their types, its key, its
+-- registry row), summed up in one line. _generate_triggers() writes it as
+-- the functions' comment, so that a schema change can tell whether they are
+-- out of date; pg_dump restores it with them.
+CREATE FUNCTION pghistory._generation_signature(p_tracked regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('pghistory: generated for %s (%s)', pghistory._qualified_name(t.tracked_table),
+                  md5(jsonb_build_object(
+                      'table', pghistory._qualified_name(t.tracked_table),
+                      'event_table', pghistory._qualified_name(t.event_table),
+                      'columns', (SELECT jsonb_agg(jsonb_build_array(a.attname, format_type(a.atttypid, a.atttypmod))
+                                                   ORDER BY a.attnum)
+                                    FROM pg_catalog.pg_attribute AS a
+                                   WHERE a.attrelid = t.tracked_table AND a.attnum > 0 AND NOT a.attisdropped),
+                      'key', (SELECT k.column_name FROM pghistory._primary_key(t.tracked_table) AS k),
+                      'trackers', to_jsonb(t.trackers), 'fields', t.fields, 'exclude', t.exclude,
+                      'context', t.context, 'level', t.level)::text))
+      FROM pghistory.tracked AS t
+     WHERE t.tracked_table = p_tracked
+$$;
+
 -- (Re)generates every trigger of a tracked table from its registry row.
 CREATE FUNCTION pghistory._generate_triggers(p_tracked regclass)
 RETURNS void
@@ -330,6 +355,9 @@ BEGIN
     FOREACH v_tracker IN ARRAY v_config.trackers LOOP
         CONTINUE WHEN v_tracker.operation = 'manual';
         PERFORM pghistory._create_trigger(v_config, v_tracker);
+        EXECUTE format('COMMENT ON FUNCTION pghistory.%I() IS %L',
+                       pghistory._trigger_function_name(p_tracked, v_tracker.label),
+                       pghistory._generation_signature(p_tracked));
     END LOOP;
 END
 $$;

@@ -145,12 +145,14 @@ $$;
 -- Brings one tracked table's registry row, event table and trigger
 -- functions in step with the table as it is now. p_before is the table's
 -- entry of _schema_snapshot() taken before the change (NULL when unknown:
--- then a renamed column looks like a dropped one plus a new one).
+-- then a renamed column looks like a dropped one plus a new one);
+-- p_partitions_changed says partitions came or went.
 -- Refuses, so that the ALTER TABLE rolls back, changes that would leave
 -- the table half-tracked: a rename onto a name the event table already
 -- uses, dropping the last column of `fields` or of a tracker's `changed`,
 -- a condition that no longer compiles, history that does not convert.
-CREATE FUNCTION pghistory._follow_schema_change(p_tracked regclass, p_before jsonb)
+CREATE FUNCTION pghistory._follow_schema_change(p_tracked regclass, p_before jsonb,
+                                                p_partitions_changed boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -318,15 +320,25 @@ BEGIN
 
     -- Partitions that left the tree keep no trigger of the table.
     PERFORM pghistory._drop_detached_triggers(p_tracked);
-    -- The trigger functions, regenerated. A table whose triggers are all
-    -- missing is being restored from a dump (which creates them next: the
-    -- registry is restored before the primary keys are added) and is left
-    -- alone.
-    IF EXISTS (SELECT FROM pghistory._table_tree(p_tracked) AS t
-                JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
-                JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
-               WHERE p.pronamespace = 'pghistory'::regnamespace
-                 AND p.proname <> '_refuse_history_change') THEN
+    -- The trigger functions and triggers, regenerated when what they were
+    -- generated from changed (their comment says, see
+    -- _generation_signature()) or partitions came or went. Not otherwise:
+    -- pg_restore adds primary keys after restoring the registry, while
+    -- (in parallel) it restores the triggers, each the way it was.
+    IF (p_partitions_changed
+        OR pghistory._generation_signature(p_tracked) IS DISTINCT FROM (
+               SELECT obj_description(p.oid, 'pg_proc')
+                 FROM unnest(v_config.trackers) AS k
+                 JOIN pg_catalog.pg_proc AS p
+                   ON p.pronamespace = 'pghistory'::regnamespace
+                  AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
+                WHERE k.operation <> 'manual'
+                LIMIT 1))
+       AND EXISTS (SELECT FROM pghistory._table_tree(p_tracked) AS t
+                     JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
+                     JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
+                    WHERE p.pronamespace = 'pghistory'::regnamespace
+                      AND p.proname <> '_refuse_history_change') THEN
         PERFORM pghistory._generate_triggers(p_tracked);
     END IF;
 END
@@ -518,7 +530,9 @@ BEGIN
     END IF;
     PERFORM set_config('pghistory._following_schema', 'on', true);
     FOREACH v_table IN ARRAY v_changed LOOP
-        PERFORM pghistory._follow_schema_change(v_table, v_before -> v_table::oid::text);
+        PERFORM pghistory._follow_schema_change(v_table, v_before -> v_table::oid::text,
+                    TG_TAG = 'CREATE TABLE'
+                    OR v_before -> v_table::oid::text -> 'tree' IS DISTINCT FROM v_after -> v_table::oid::text -> 'tree');
     END LOOP;
     PERFORM pghistory._rebuild_aggregate_events();
     IF v_before IS NOT NULL THEN  -- the next command of the statement compares with what is now
@@ -622,7 +636,7 @@ BEGIN
     END IF;
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', refresh.tbl);
     PERFORM set_config('pghistory._following_schema', 'on', true);
-    PERFORM pghistory._follow_schema_change(refresh.tbl, NULL);
+    PERFORM pghistory._follow_schema_change(refresh.tbl, NULL, true);
     PERFORM pghistory._rebuild_aggregate_events();
     PERFORM set_config('pghistory._following_schema', '', true);
 END

@@ -527,6 +527,32 @@ def test_a_command_follows_only_the_tables_it_changed(conn, connect, level):
     assert events(conn, "y_event", "pgh_label, z") == [("insert", 2)]
 
 
+def test_a_primary_key_added_while_triggers_are_restored_leaves_them_alone(conn, level):
+    """pg_restore -j adds a table's primary key after restoring the registry, and may have
+    restored some of its triggers already: they are left as they are, for it to finish."""
+    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    conn.execute("SELECT pghistory.track('orders', level => %s)", (level,))
+    for trigger in ("pghistory_before_ddl", "pghistory_after_ddl"):  # what a restore starts from
+        conn.execute(f"ALTER EVENT TRIGGER {trigger} DISABLE")
+    definitions = dict(rows(conn, """SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
+                                      WHERE tgrelid = 'orders'::regclass AND tgname IN ('pgh_update', 'pgh_delete')"""))
+    conn.execute("DROP TRIGGER pgh_update ON orders")
+    conn.execute("DROP TRIGGER pgh_delete ON orders")
+    conn.execute("ALTER TABLE orders DROP CONSTRAINT orders_pkey")
+    for trigger in ("pghistory_before_ddl", "pghistory_after_ddl"):
+        conn.execute(f"ALTER EVENT TRIGGER {trigger} ENABLE")
+    functions = value(conn, "SELECT array_agg(oid ORDER BY oid) FROM pg_proc WHERE proname LIKE 'public.orders/%'")
+    conn.execute("ALTER TABLE orders ADD CONSTRAINT orders_pkey PRIMARY KEY (id)")
+    assert value(conn, "SELECT array_agg(oid ORDER BY oid) FROM pg_proc WHERE proname LIKE 'public.orders/%'") == \
+        functions
+    for definition in definitions.values():  # what pg_restore does next succeeds
+        conn.execute(definition)
+    conn.execute("INSERT INTO orders VALUES (1, 'new')")
+    conn.execute("UPDATE orders SET status = 'paid'")
+    conn.execute("DELETE FROM orders")
+    assert events(conn, "orders_event", "pgh_label, pgh_obj_id") == [("insert", 1), ("update", 1), ("delete", 1)]
+
+
 # -- who may do what ---------------------------------------------------------------------
 
 
