@@ -277,7 +277,8 @@ AS %L$sql$, v_function, CASE WHEN v_row_level THEN '' ELSE E'\nSET jit = off' EN
         '    %s%s\n'
         '    RETURN NULL;\n'
         'END\n',
-        v_table, p_tracker.label, p_tracker.operation,
+        -- names may hold line breaks, which would end the comment early
+        translate(v_table, E'\n\r', '  '), translate(p_tracker.label, E'\n\r', '  '), p_tracker.operation,
         CASE WHEN v_row_level THEN 'row' ELSE 'statement' END,
         v_declare, v_insert, v_attach));
     -- trigger functions are called by triggers, not by people

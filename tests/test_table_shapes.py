@@ -123,3 +123,11 @@ def test_column_types_round_trip(conn, level):
                           WHERE attrelid = 't_event'::regclass AND attname IN ('m', 'p', 'price', 'doubled')
                           ORDER BY attnum""") == [
         ("m", "mood"), ("p", "positive"), ("price", "numeric(10,2)"), ("doubled", "integer")]
+
+
+def test_names_with_line_breaks(conn, level):
+    conn.execute('CREATE TABLE "a\nb" ("x\ny" int PRIMARY KEY)')
+    conn.execute("SELECT pghistory.track(%s, level => %s, trackers => ARRAY[pghistory.insert_event(%s)])",
+                 ('"a\nb"', level, "new\nrow"))
+    conn.execute('INSERT INTO "a\nb" VALUES (1)')
+    assert events(conn, '"a\nb_event"', 'pgh_label, "x\ny"') == [("new\nrow", 1)]
