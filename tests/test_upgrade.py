@@ -177,6 +177,21 @@ def history(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
     ]
 
 
+@pytest.fixture
+def fresh_catalog(pg) -> dict[str, list[tuple[Any, ...]]]:
+    """The catalog of a fresh install of the current version, made now."""
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    with pg.connect() as c:
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with pg.connect(name) as c:
+            c.execute("CREATE EXTENSION pghistory")
+            return extension_catalog(c)
+    finally:
+        with pg.connect() as c:
+            c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 # -- no earlier release yet: UPDATE is a no-op -------------------------------------------------
 
 
@@ -194,11 +209,11 @@ def test_alter_extension_update_is_a_clean_no_op(pg, db, conn):
     assert value(conn, "SELECT count(*) FROM orders_event") == 4
 
 
-def test_catalog_comparison_sees_what_an_upgrade_could_get_wrong(pg, conn, empty_db):
+def test_catalog_comparison_sees_what_an_upgrade_could_get_wrong(pg, empty_db, fresh_catalog):
     with pg.connect(empty_db) as other:
         other.execute("CREATE EXTENSION pghistory")
         fresh = extension_catalog(other)
-        assert catalog_differences(extension_catalog(conn), fresh) == {}  # two fresh installs agree
+        assert catalog_differences(fresh, fresh_catalog) == {}  # two fresh installs agree
         for key in ("extension", "members", "schema", "functions", "relations", "columns", "constraints",
                     "indexes", "policies", "types", "event_triggers"):
             assert fresh[key], key  # each part is really looked at
@@ -256,21 +271,6 @@ def release(request: pytest.FixtureRequest, pg) -> Iterator[str]:
         yield made.version
     finally:
         made.remove()
-
-
-@pytest.fixture
-def fresh_catalog(pg) -> dict[str, list[tuple[Any, ...]]]:
-    """The catalog of a fresh install of the current version, made now."""
-    name = f"fresh_{uuid.uuid4().hex[:12]}"
-    with pg.connect() as c:
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        with pg.connect(name) as c:
-            c.execute("CREATE EXTENSION pghistory")
-            return extension_catalog(c)
-    finally:
-        with pg.connect() as c:
-            c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_upgrade_from_a_release_equals_a_fresh_install(pg, empty_db, release, fresh_catalog):
