@@ -36,19 +36,6 @@
 -- in pg_trigger and pg_proc (the generated trigger functions) anyway.
 GRANT SELECT (tracked_table, event_table, trackers, fields, exclude) ON pghistory.tracked TO PUBLIC;
 
--- The aggregate view reads pghistory.tracked when it is queried, so there
--- is nothing to rebuild when a table is tracked or untracked. track() and
--- untrack() call this hook; it does nothing and returns nothing.
-CREATE FUNCTION pghistory._rebuild_aggregate_events()
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN;
-END
-$$;
-
 -- How an event of each label is to be read (see the header): 'i' insert,
 -- 'n' a 'new' snapshot (update, manual), 'o' an 'old' snapshot of an
 -- update, 'd' delete or truncate. Returns a CASE expression over

@@ -534,7 +534,6 @@ BEGIN
                     TG_TAG = 'CREATE TABLE'
                     OR v_before -> v_table::oid::text -> 'tree' IS DISTINCT FROM v_after -> v_table::oid::text -> 'tree');
     END LOOP;
-    PERFORM pghistory._rebuild_aggregate_events();
     IF v_before IS NOT NULL THEN  -- the next command of the statement compares with what is now
         PERFORM set_config('pghistory._schema_before',
                            (v_before || pghistory._schema_snapshot(v_changed))::text, true);
@@ -555,7 +554,6 @@ AS $$
 DECLARE
     v_dropped oid[];
     v_names text[];
-    v_forgotten integer := 0;
     v_history record;
     v_table regclass;
     v_tables regclass[];
@@ -588,7 +586,7 @@ BEGIN
      WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
        AND d.objid IN (SELECT t.tracked_table::oid FROM pghistory.tracked AS t);
     IF v_dropped IS NOT NULL THEN
-        v_forgotten := pghistory._forget_dropped_tables(v_dropped, v_names);
+        PERFORM pghistory._forget_dropped_tables(v_dropped, v_names);
     END IF;
 
     -- ALTER TABLE ... DROP COLUMN is followed by _after_ddl(); other drops can
@@ -604,9 +602,6 @@ BEGIN
         END LOOP;
     END IF;
 
-    IF v_forgotten > 0 OR cardinality(v_tables) > 0 THEN
-        PERFORM pghistory._rebuild_aggregate_events();
-    END IF;
     PERFORM set_config('pghistory._following_schema', '', true);
 END
 $$;
@@ -637,7 +632,6 @@ BEGIN
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', refresh.tbl);
     PERFORM set_config('pghistory._following_schema', 'on', true);
     PERFORM pghistory._follow_schema_change(refresh.tbl, NULL, true);
-    PERFORM pghistory._rebuild_aggregate_events();
     PERFORM set_config('pghistory._following_schema', '', true);
 END
 $$;

@@ -231,7 +231,6 @@ BEGIN
     PERFORM pghistory._add_event_columns(v_config);
     PERFORM pghistory._generate_triggers(track.tbl);
     PERFORM pghistory._set_append_only(v_event_table, v_config.append_only);
-    PERFORM pghistory._rebuild_aggregate_events();
     RETURN v_event_table;
 END
 $$;
@@ -281,6 +280,5 @@ BEGIN
     IF untrack.drop_events THEN
         EXECUTE format('DROP TABLE %s', v_event_table);
     END IF;
-    PERFORM pghistory._rebuild_aggregate_events();
 END
 $$;
