@@ -260,7 +260,7 @@ class Results:
             "",
             f"- date: {i['date']}; pghistory commit {i['commit']}, extension {i.get('pghistory', '?')}",
             f"- machine: {i['machine']}",
-            f"- server: PostgreSQL {i.get('server', '?')} ({i['build']}), fsync/synchronous_commit/"
+            f"- server: {i['build']}, fsync/synchronous_commit/"
             "full_page_writes off, shared_buffers 1GB, autovacuum off (VACUUM and CHECKPOINT between measurements)",
         ]
         if "django" in i:
