@@ -1,8 +1,9 @@
 """`make bench`: what tracking a table costs, next to the same write by hand and django-pghistory.
 
-    make bench                                # the full bench (PostgreSQL 15), checks the bars,
-    ./tests/run --bench [options]             # rewrites bench/RESULTS.md
-    make bench ARGS=--smoke                   # tiny sizes, no bars, no django-pghistory: < 1 min
+    make bench  (= ./tests/run --bench)       # the full bench (PostgreSQL 15, ~16 min), checks the
+                                              # bars, rewrites bench/RESULTS.md and bench/runs.json
+    ./tests/run --bench --smoke               # tiny sizes, no bars, no django-pghistory, writes
+                                              # nothing: ~25 s (CI)
 
 Starts its own throwaway server (tests/harness), makes one database per target
 (bench/targets.py: plain, dual = the floor by hand, pghistory in three
