@@ -48,4 +48,4 @@ demo:
 	./tests/run --demo
 
 bench:
-	./tests/run --bench
+	./tests/run --bench $(ARGS)
