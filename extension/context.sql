@@ -88,10 +88,19 @@ $$;
 -- statements of the same transaction skip it. A rolled-back savepoint rolls
 -- the marker back with the row. SECURITY DEFINER: writers need no privilege
 -- on pghistory.context.
+--
+-- A new context (the common case) costs one INSERT. A context that exists
+-- already is updated only when its metadata differs: ON CONFLICT DO NOTHING
+-- takes no lock, and the UPDATE locks the row only when it changes it, so
+-- transactions sharing a context id do not queue (or deadlock) on its row.
+-- enable_seqscan is off because these plans are cached for the life of a
+-- connection: planned while pghistory.context is still empty, the UPDATE
+-- would keep scanning the whole table for every context once it has grown.
 CREATE FUNCTION pghistory._attach_context(p_context_id uuid)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
 AS $$
 DECLARE
     v_setting text := coalesce(current_setting('pghistory.context_metadata', true), '');
@@ -102,17 +111,13 @@ BEGIN
         RETURN;
     END IF;
     v_metadata := pghistory._context_metadata();
-    -- A context stored as it is needs no write and takes no lock: the
-    -- upsert locks the row until commit, so transactions sharing a context
-    -- id would queue on it, and deadlock when they also wait on each
-    -- other's rows.
-    IF NOT EXISTS (SELECT FROM pghistory.context AS c
-                    WHERE c.id = p_context_id AND c.metadata = v_metadata) THEN
-        INSERT INTO pghistory.context AS c (id, metadata)
-        VALUES (p_context_id, v_metadata)
-        ON CONFLICT (id) DO UPDATE
-           SET metadata = excluded.metadata, updated_at = now()
-         WHERE c.metadata IS DISTINCT FROM excluded.metadata;
+    INSERT INTO pghistory.context (id, metadata)
+    VALUES (p_context_id, v_metadata)
+    ON CONFLICT (id) DO NOTHING;
+    IF NOT FOUND THEN
+        UPDATE pghistory.context AS c
+           SET metadata = v_metadata, updated_at = now()
+         WHERE c.id = p_context_id AND c.metadata IS DISTINCT FROM v_metadata;
     END IF;
     PERFORM set_config('pghistory._attached', v_marker, true);
 END

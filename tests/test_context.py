@@ -82,6 +82,26 @@ def test_later_transaction_with_changed_metadata_updates_the_row(conn, orders):
         (context_id, {"step": 2}, True)]
 
 
+def test_context_upsert_finds_existing_contexts_by_index_on_a_table_planned_empty(conn, orders):
+    """The upsert's plans live as long as the connection: planned while pghistory.context was
+    empty, they must still look contexts up by key, not scan a table that has since grown."""
+    context_id = str(uuid.uuid4())
+    conn.execute("LOAD 'auto_explain'")
+    for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_level = notice"):
+        conn.execute(f"SET auto_explain.{setting}")
+    plans: list[str] = []
+    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+    for metadata in ('{"step": 1}', '{"step": 2}'):  # a new context, then the same one changed
+        with conn.transaction():
+            conn.execute("SELECT set_config('pghistory.context_id', %s, true), "
+                         "set_config('pghistory.context_metadata', %s, true)", (context_id, metadata))
+            conn.execute("UPDATE orders SET status = status || '!' WHERE id = 1")
+    context_plans = [p for p in plans if "pghistory.context" in p and "Query Text" in p]
+    assert any("UPDATE pghistory.context" in p for p in context_plans), plans
+    assert not [p for p in context_plans if "Seq Scan" in p]
+    assert rows(conn, "SELECT id::text, metadata FROM pghistory.context") == [(context_id, {"step": 2})]
+
+
 def test_no_context_no_context_row(conn, orders):
     conn.execute("UPDATE orders SET status = 'paid' WHERE id = 1")
     assert value(conn, "SELECT pgh_context_id FROM orders_event WHERE pgh_label = 'update'") is None
