@@ -171,6 +171,32 @@ BEGIN
 END
 $$;
 
+-- The FROM clause that pairs each row an UPDATE statement changed with its
+-- other version, for the update tracker storing p_snapshot ('new' or 'old').
+-- Rows are paired by primary key, with a hash join: the old row of a key
+-- is the one that had that key before the statement. A row whose key the
+-- statement changed has no partner, and is kept with the other side NULL:
+-- its tracked columns differ from NULLs, so the default tracker records
+-- it, and a condition sees it as a row that had no old version. Tables
+-- without a single-column key, or whose key type has no equality operator
+-- in pg_catalog, pair by position in the transition tables instead, which
+-- PostgreSQL fills in step (two sorts: slower on large statements).
+CREATE FUNCTION pghistory._update_pairing(p_tracked regclass, p_snapshot text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(
+        (SELECT format(E'pgh_%1$s_rows AS %1$s\n'
+                        '      LEFT JOIN pgh_%2$s_rows AS %2$s ON %2$s.%3$s = %1$s.%3$s',
+                       p_snapshot, CASE p_snapshot WHEN 'new' THEN 'old' ELSE 'new' END,
+                       pghistory._quoted(k.column_name))
+           FROM pghistory._primary_key(p_tracked) AS k
+          WHERE pghistory._has_equality(k.column_type)),
+        E'(SELECT row_number() OVER () AS pgh_row, * FROM pgh_old_rows) AS old\n'
+        '      JOIN (SELECT row_number() OVER () AS pgh_row, * FROM pgh_new_rows) AS new USING (pgh_row)')
+$$;
+
 -- Generates the trigger function and trigger of one tracker.
 CREATE FUNCTION pghistory._create_trigger(p_config pghistory.tracked, p_tracker pghistory.tracker)
 RETURNS void
@@ -242,11 +268,7 @@ BEGIN
             WHEN 'insert' THEN 'pgh_new_rows AS new'
             WHEN 'delete' THEN 'pgh_old_rows AS old'
             WHEN 'truncate' THEN v_table || ' AS old'
-            -- Old and new rows are paired by their position in the
-            -- transition tables, which PostgreSQL fills in step; pairing by
-            -- key would lose updates that change the key.
-            WHEN 'update' THEN E'(SELECT row_number() OVER () AS pgh_row, * FROM pgh_old_rows) AS old\n'
-                            || E'      JOIN (SELECT row_number() OVER () AS pgh_row, * FROM pgh_new_rows) AS new USING (pgh_row)'
+            WHEN 'update' THEN pghistory._update_pairing(p_config.tracked_table, p_tracker.snapshot)
         END;
         IF p_tracker.operation = 'truncate' THEN
             v_when := v_when || 'old.tableoid = TG_RELID'::text;  -- the rows of the table being emptied

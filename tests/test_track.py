@@ -88,6 +88,33 @@ def test_primary_key_swap_pairs_each_old_row_with_its_new_row(conn, orders):
     ]
 
 
+def test_statement_level_pairs_rows_by_key_and_a_moved_row_has_no_old_row(conn):
+    """At statement level OLD is the row that had the same key before the statement; a row under a
+    key the statement gave it has no OLD (NULLs), for the snapshot and for conditions alike."""
+    conn.execute("CREATE TABLE t (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED, status text)")
+    conn.execute("""SELECT pghistory.track('t', trackers => ARRAY[
+        pghistory.update_event('update'),
+        pghistory.update_event('before', snapshot => 'old'),
+        pghistory.update_event('moved_in', condition => 'OLD.id IS NULL')])""")
+    conn.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    conn.execute("UPDATE t SET id = id + 1")  # 1 -> 2, 2 -> 3, 3 -> 4
+    assert sorted(events(conn, "t_event", "pgh_label, pgh_obj_id, id, status")) == [
+        ("before", 1, 1, "a"), ("before", 2, 2, "b"), ("before", 3, 3, "c"),  # key 1 left, keys 2 and 3 changed
+        ("moved_in", 4, 4, "c"),
+        ("update", 2, 2, "a"), ("update", 3, 3, "b"), ("update", 4, 4, "c"),
+    ]
+
+
+def test_tables_without_a_key_pair_old_and_new_rows_by_position(conn):
+    conn.execute("CREATE TABLE t (code text, status text)")
+    conn.execute("""SELECT pghistory.track('t', trackers => ARRAY[
+        pghistory.update_event('update', condition => 'OLD.status <> NEW.status')])""")
+    conn.execute("INSERT INTO t SELECT 'c' || g, 'new' FROM generate_series(1, 50) AS g")
+    conn.execute("UPDATE t SET code = code || '!', status = CASE WHEN code IN ('c7', 'c42') THEN 'paid' ELSE status END")
+    assert sorted(events(conn, "t_event", "pgh_label, code, status")) == [
+        ("update", "c42!", "paid"), ("update", "c7!", "paid")]
+
+
 def test_truncate_records_every_removed_row(conn, orders):
     conn.execute("INSERT INTO orders VALUES (1, 'new', 10), (2, 'paid', 20)")
     conn.execute("TRUNCATE orders")
