@@ -115,6 +115,26 @@ def test_tables_without_a_key_pair_old_and_new_rows_by_position(conn):
         ("update", "c42!", "paid"), ("update", "c7!", "paid")]
 
 
+@pytest.mark.parametrize("key", ["id int PRIMARY KEY", "id int"])
+def test_update_pairing_plan_made_for_one_row_stays_a_hash_join(conn, key):
+    """PL/pgSQL keeps a trigger's plan for the connection's life: the plan first made for one-row
+    UPDATEs must not pair old and new rows with a nested loop, quadratic on the next big UPDATE."""
+    conn.execute(f"CREATE TABLE t ({key}, v int)")
+    conn.execute("SELECT pghistory.track('t')")
+    conn.execute("INSERT INTO t SELECT g, 0 FROM generate_series(1, 1000) AS g")
+    for i in range(1, 11):  # past the plan cache's five custom plans
+        conn.execute("UPDATE t SET v = v + 1 WHERE id = %s", (i,))
+    conn.execute("LOAD 'auto_explain'")
+    for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_level = notice"):
+        conn.execute(f"SET auto_explain.{setting}")
+    plans: list[str] = []
+    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+    conn.execute("UPDATE t SET v = v + 1")
+    pairing = [p for p in plans if "INSERT INTO public.t_event" in p]
+    assert len(pairing) == 1 and "Hash" in pairing[0] and "Nested Loop" not in pairing[0], plans
+    assert value(conn, "SELECT count(*) FROM t_event WHERE pgh_label = 'update'") == 10 + 1000
+
+
 def test_truncate_records_every_removed_row(conn, orders):
     conn.execute("INSERT INTO orders VALUES (1, 'new', 10), (2, 'paid', 20)")
     conn.execute("TRUNCATE orders")
