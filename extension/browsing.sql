@@ -154,10 +154,15 @@ $$;
 -- inside it ($1 obj_id, $2 since, $3 until, $4 labels, $5 context_id; only
 -- the filters given are written in). NULL when the filters exclude the
 -- whole table (a context_id asked of a table without contexts).
--- Each event's row is found through the filters (obj_id through the
--- (pgh_obj_id, pgh_id) index); the neighbour its diff needs is one more
--- probe of that index, so a diff stays right when the filters leave the
--- neighbour out.
+-- A diff needs the event's neighbours in its object's whole history,
+-- whatever the filters leave out; the query finds them in one of two ways:
+--   one object, or a whole table: the object's (or every object's) events
+--     are read once (one object's through the (pgh_obj_id, pgh_id) index,
+--     in order), and lag()/lead() over them give each event its
+--     neighbours; the other filters apply after that.
+--   since, until, labels or context_id without obj_id: the few events they
+--     select are found first, and each finds its neighbour with one more
+--     probe of the (pgh_obj_id, pgh_id) index.
 CREATE FUNCTION pghistory._events_query(p_event_table regclass, p_obj_model text, p_trackers pghistory.tracker[],
                                         p_read_context boolean, p_obj_id boolean, p_since boolean,
                                         p_until boolean, p_labels boolean, p_context_id boolean)
@@ -172,6 +177,8 @@ DECLARE
     v_has_context boolean;
     v_context text;
     v_where text[] := '{}';
+    v_whole_histories boolean := p_obj_id OR NOT (p_since OR p_until OR p_labels OR p_context_id);
+    v_from text;
     v_columns name[];
     v_casts text[];
 BEGIN
@@ -198,8 +205,28 @@ BEGIN
         v_context := format('coalesce(pgh_row.pgh_context, %s)', coalesce(v_context, 'NULL'));
     END IF;
 
-    IF p_obj_id THEN
-        v_where := v_where || format('pgh_row.pgh_obj_id = $1::%s', v_obj_id_type);
+    IF v_whole_histories THEN
+        -- Rows without pgh_obj_id (tables without a single-column key)
+        -- belong to no object: they have no neighbours.
+        v_from := format($sql$(SELECT pgh_event,
+               CASE WHEN pgh_event.pgh_obj_id IS NOT NULL THEN lag(pgh_event) OVER pgh_object END AS pgh_prev,
+               CASE WHEN pgh_event.pgh_obj_id IS NOT NULL THEN lead(pgh_event) OVER pgh_object END AS pgh_next
+          FROM %1$s AS pgh_event%2$s
+        WINDOW pgh_object AS (PARTITION BY pgh_event.pgh_obj_id ORDER BY pgh_event.pgh_id)) AS pgh_history
+  CROSS JOIN LATERAL (SELECT (pgh_history.pgh_event).*) AS pgh_row
+  CROSS JOIN LATERAL (SELECT (pgh_history.pgh_prev).*) AS pgh_prev
+  CROSS JOIN LATERAL (SELECT (pgh_history.pgh_next).*) AS pgh_next$sql$,
+            p_event_table,
+            CASE WHEN p_obj_id THEN format(E'\n         WHERE pgh_event.pgh_obj_id = $1::%s', v_obj_id_type) ELSE '' END);
+    ELSE
+        v_from := format($sql$%1$s AS pgh_row
+  LEFT JOIN LATERAL (SELECT pgh_other.* FROM %1$s AS pgh_other
+                      WHERE %2$s = 'n' AND pgh_other.pgh_obj_id = pgh_row.pgh_obj_id AND pgh_other.pgh_id < pgh_row.pgh_id
+                      ORDER BY pgh_other.pgh_id DESC LIMIT 1) AS pgh_prev ON true
+  LEFT JOIN LATERAL (SELECT pgh_other.* FROM %1$s AS pgh_other
+                      WHERE %2$s = 'o' AND pgh_other.pgh_obj_id = pgh_row.pgh_obj_id AND pgh_other.pgh_id > pgh_row.pgh_id
+                      ORDER BY pgh_other.pgh_id LIMIT 1) AS pgh_next ON true$sql$,
+            p_event_table, pghistory._event_kind_expression(p_trackers, 'pgh_row.pgh_label'));
     END IF;
     IF p_since THEN
         v_where := v_where || 'pgh_row.pgh_created_at >= $2'::text;
@@ -225,13 +252,7 @@ SELECT %1$L::text || ':' || pgh_row.pgh_id AS pgh_slug, %1$L::text AS pgh_model,
        END AS pgh_diff,
        %8$s::uuid AS pgh_context_id, %9$s::jsonb AS pgh_context,
        %10$L::text AS pgh_obj_model, pgh_row.pgh_obj_id::text AS pgh_obj_id
-  FROM %11$s AS pgh_row
-  LEFT JOIN LATERAL (SELECT pgh_other.* FROM %11$s AS pgh_other
-                      WHERE %3$s = 'n' AND pgh_other.pgh_obj_id = pgh_row.pgh_obj_id AND pgh_other.pgh_id < pgh_row.pgh_id
-                      ORDER BY pgh_other.pgh_id DESC LIMIT 1) AS pgh_prev ON true
-  LEFT JOIN LATERAL (SELECT pgh_other.* FROM %11$s AS pgh_other
-                      WHERE %3$s = 'o' AND pgh_other.pgh_obj_id = pgh_row.pgh_obj_id AND pgh_other.pgh_id > pgh_row.pgh_id
-                      ORDER BY pgh_other.pgh_id LIMIT 1) AS pgh_next ON true%12$s$sql$,
+  FROM %11$s%12$s$sql$,
         v_model,
         pghistory._data_expression(v_columns, 'pgh_row'),
         pghistory._event_kind_expression(p_trackers, 'pgh_row.pgh_label'),
@@ -242,7 +263,7 @@ SELECT %1$L::text || ':' || pgh_row.pgh_id AS pgh_slug, %1$L::text AS pgh_model,
         CASE WHEN v_has_context_id THEN 'pgh_row.pgh_context_id' ELSE 'NULL' END,
         coalesce(v_context, 'NULL'),
         p_obj_model,
-        p_event_table,
+        v_from,
         CASE WHEN cardinality(v_where) > 0
              THEN E'\n WHERE ' || array_to_string(v_where, E'\n   AND ') ELSE '' END);
 END

@@ -3,7 +3,11 @@
 -- A single-column index deduplicates (PostgreSQL 13+): an object's many events
 -- share one index tuple, where (pgh_obj_id, pgh_id) is unique and cannot.
 -- One object's history is still one index lookup; its few events are sorted
--- by pgh_id after it.  A copy of pghistory._create_event_table from
+-- by pgh_id after it.  Not adopted: without pgh_id in the index, "the latest
+-- event of each object" (WHERE pgh_obj_id = x ORDER BY pgh_id DESC LIMIT 1, the
+-- query users write) is no longer one probe, and the planner may walk the
+-- pgh_id index backwards instead; a test of the suite that runs it per row went
+-- from milliseconds to minutes.  A copy of pghistory._create_event_table from
 -- extension/generate.sql with that one line changed.
 CREATE OR REPLACE FUNCTION pghistory._create_event_table(p_schema name, p_name name, p_tracked regclass)
 RETURNS regclass
