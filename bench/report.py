@@ -235,7 +235,9 @@ class Results:
         path.write_text(self.markdown(runs))
 
     def runs_table(self, runs: list[dict[str, Any]]) -> list[str]:
-        same = [r for r in runs if r.get("rows") == self.args.rows][-5:]
+        # runs comparable with this one: same sizes, same server build
+        same = [r for r in runs if r.get("rows") == self.args.rows
+                and r.get("server") == self.info.get("server")][-5:]
         if not same:
             return []
         head = "| bar | " + " | ".join(f"{r['date']} ({r['commit']})" for r in same) + " | median | |"
