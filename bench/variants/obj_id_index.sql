@@ -7,7 +7,7 @@
 -- event of each object" (WHERE pgh_obj_id = x ORDER BY pgh_id DESC LIMIT 1, the
 -- query users write) is no longer one probe, and the planner may walk the
 -- pgh_id index backwards instead; a test of the suite that runs it per row went
--- from milliseconds to minutes.  A copy of pghistory._create_event_table from
+-- from milliseconds to more than 45 seconds.  A copy of pghistory._create_event_table from
 -- extension/generate.sql with that one line changed.
 CREATE OR REPLACE FUNCTION pghistory._create_event_table(p_schema name, p_name name, p_tracked regclass)
 RETURNS regclass
