@@ -20,6 +20,9 @@ what records the history:
 A variant (``--variant NAME=FILE.sql``) is a pghistory target whose database
 runs FILE.sql after CREATE EXTENSION: a way to measure a proposed change to
 the generated triggers or the context upsert side by side with the rest.
+A FILE.sql whose first line is ``-- bench: after track()`` runs after
+track() instead, to replace a generated trigger function by hand
+(bench/variants/floor_*.sql take pghistory's update trigger apart).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import psycopg
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = "id, name, status, amount, updated_at"
+AFTER_TRACK = "-- bench: after track()"  # first line of a variant run after track()
 
 TABLE_DDL = """
 CREATE TABLE item (
@@ -193,9 +197,13 @@ def create(pg, target: Target, n: int) -> str:
             _create_dual(c)
         elif target.kind == "pghistory":
             c.execute("CREATE EXTENSION pghistory")
-            if target.variant_sql is not None:
-                c.execute(target.variant_sql.read_text())
+            variant = target.variant_sql.read_text() if target.variant_sql is not None else ""
+            after_track = variant.startswith(AFTER_TRACK)
+            if variant and not after_track:
+                c.execute(variant)
             c.execute(f"SELECT pghistory.track('item'{target.options})")
+            if after_track:
+                c.execute(variant)
         c.execute("VACUUM ANALYZE")
     return note
 
