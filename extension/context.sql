@@ -81,45 +81,56 @@ BEGIN
 END
 $$;
 
--- Makes sure the context row exists and carries the current metadata.
--- Called by the trigger functions after they wrote events under p_context_id.
--- The upsert runs once per transaction and context: a transaction-local
--- marker remembers which id and metadata were last written, so later
--- statements of the same transaction skip it. A rolled-back savepoint rolls
--- the marker back with the row. SECURITY DEFINER: writers need no privilege
--- on pghistory.context.
+-- Makes sure the context row p_context_id exists and carries p_metadata
+-- (the text of pghistory.context_metadata), for trigger functions whose
+-- owner cannot write pghistory.context (SECURITY DEFINER: writers need no
+-- privilege on it). The others do the same inline (see _create_trigger).
+-- Called after events were written under p_context_id, once per
+-- transaction and context: callers skip it while the transaction-local
+-- marker pghistory._attached, set here, still names this id and metadata.
+-- A rolled-back savepoint rolls the marker back with the row.
 --
--- A new context (the common case) costs one INSERT. A context that exists
--- already is updated only when its metadata differs: ON CONFLICT DO NOTHING
--- takes no lock, and the UPDATE locks the row only when it changes it, so
--- transactions sharing a context id do not queue (or deadlock) on its row.
--- enable_seqscan is off because these plans are cached for the life of a
--- connection: planned while pghistory.context is still empty, the UPDATE
--- would keep scanning the whole table for every context once it has grown.
-CREATE FUNCTION pghistory._attach_context(p_context_id uuid)
+-- A new context (the common case) costs one INSERT that locks nothing but
+-- its own new row. A context that exists already goes to
+-- _refresh_context(), which changes it only when its metadata differs.
+CREATE FUNCTION pghistory._attach_context(p_context_id uuid, p_metadata text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET enable_seqscan = off
 AS $$
 DECLARE
-    v_setting text := coalesce(current_setting('pghistory.context_metadata', true), '');
-    v_marker text := p_context_id::text || v_setting;
-    v_metadata jsonb;
+    -- text that starts and ends with braces is cast at once; anything else
+    -- (blanks around, unset, invalid) is _context_metadata()'s to read or refuse
+    v_metadata jsonb := CASE WHEN p_metadata LIKE '{%}' THEN p_metadata::jsonb
+                             ELSE pghistory._context_metadata() END;
 BEGIN
-    IF current_setting('pghistory._attached', true) = v_marker THEN
-        RETURN;
-    END IF;
-    v_metadata := pghistory._context_metadata();
     INSERT INTO pghistory.context (id, metadata)
     VALUES (p_context_id, v_metadata)
     ON CONFLICT (id) DO NOTHING;
     IF NOT FOUND THEN
-        UPDATE pghistory.context AS c
-           SET metadata = v_metadata, updated_at = now()
-         WHERE c.id = p_context_id AND c.metadata IS DISTINCT FROM v_metadata;
+        PERFORM pghistory._refresh_context(p_context_id, v_metadata);
     END IF;
-    PERFORM set_config('pghistory._attached', v_marker, true);
+    PERFORM set_config('pghistory._attached', p_context_id::text || coalesce(p_metadata, ''), true);
+END
+$$;
+
+-- Sets the metadata of an existing context row, if it differs: the UPDATE
+-- locks the row only when it changes it, so transactions sharing a context
+-- id do not queue (or deadlock) on its row. enable_seqscan is off because
+-- this plan is cached for the life of a connection: planned while
+-- pghistory.context is still empty, it would keep scanning the whole table
+-- for every context once the table has grown. Called where a context row
+-- is attached, when its INSERT found the row there.
+CREATE FUNCTION pghistory._refresh_context(p_context_id uuid, p_metadata jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+AS $$
+BEGIN
+    UPDATE pghistory.context AS c
+       SET metadata = p_metadata, updated_at = now()
+     WHERE c.id = p_context_id AND c.metadata IS DISTINCT FROM p_metadata;
 END
 $$;
 

@@ -62,7 +62,7 @@ BEGIN
                   HINT = 'create_event snapshots an existing row; check the key.';
     END IF;
     IF v_config.context = 'fk' AND v_context_id IS NOT NULL THEN
-        PERFORM pghistory._attach_context(v_context_id);
+        PERFORM pghistory._attach_context(v_context_id, current_setting('pghistory.context_metadata', true));
     END IF;
     RETURN v_pgh_id;
 END

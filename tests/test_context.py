@@ -82,6 +82,46 @@ def test_later_transaction_with_changed_metadata_updates_the_row(conn, orders):
         (context_id, {"step": 2}, True)]
 
 
+@pytest.mark.parametrize("level", ["statement", "row"])
+@pytest.mark.parametrize("owner", ["superuser", "plain role"])
+def test_triggers_attach_the_context_once_per_transaction_and_context(conn, connect, make_role, level, owner):
+    """The generated function reads the settings and checks the transaction's marker itself.
+    A superuser's function writes the context row inline; another owner's calls _attach_context()
+    (SECURITY DEFINER), once per transaction and context either way. No helper runs to
+    find out that recording is on."""
+    as_owner = conn
+    if owner == "plain role":
+        role = make_role("pgh_owner")
+        conn.execute(f"GRANT CREATE ON SCHEMA public, pghistory TO {role}")
+        as_owner = connect(user=role)
+    as_owner.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    as_owner.execute("SELECT pghistory.track('orders', level => %s)", (level,))
+    as_owner.execute("INSERT INTO orders SELECT g, 'new' FROM generate_series(1, 3) AS g")
+    conn.execute("SET track_functions = 'all'")
+    attach = [("_attach_context", 1)] if owner == "plain role" else []
+
+    def helper_calls() -> list[tuple[str, int]]:
+        return rows(conn, """SELECT funcname::text, calls FROM pg_stat_xact_user_functions
+                              WHERE schemaname = 'pghistory' AND funcname LIKE '\\_%%'
+                              ORDER BY funcname""")
+
+    with conn.transaction():
+        conn.execute("""SELECT pghistory.set_context('{"user": "alice"}')""")
+        conn.execute("UPDATE orders SET status = 'paid'")
+        conn.execute("UPDATE orders SET status = 'shipped' WHERE id = 1")
+        assert helper_calls() == attach
+        assert context_writes(conn) == (1, 0)
+        conn.execute("""SELECT pghistory.set_context('{"reason": "late"}')""")
+        conn.execute("UPDATE orders SET status = 'delayed'")
+        conn.execute("UPDATE orders SET status = 'delayed!'")
+        assert helper_calls() == sorted(
+            [("_attach_context", 2)] * bool(attach)
+            + [("_context_metadata", 1),  # set_context() merging
+               ("_refresh_context", 1)])
+        assert context_writes(conn) == (1, 1)
+    assert rows(conn, "SELECT metadata FROM pghistory.context") == [({"user": "alice", "reason": "late"},)]
+
+
 def test_context_upsert_finds_existing_contexts_by_index_on_a_table_planned_empty(conn, orders):
     """The upsert's plans live as long as the connection: planned while pghistory.context was
     empty, they must still look contexts up by key, not scan a table that has since grown."""
@@ -166,11 +206,49 @@ def test_bad_metadata_on_the_guc_fails_the_write_and_loses_nothing(conn, level, 
     assert value(conn, "SELECT count(*) FROM pghistory.context") == 0
 
 
-def test_bad_context_id_is_an_error(conn, orders):
-    conn.execute("SET pghistory.context_id = 'user-42'")
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match='pghistory.context_id is "user-42", which is not a uuid'):
+@pytest.mark.parametrize("level", ["statement", "row"])
+@pytest.mark.parametrize("context_id", [
+    "user-42",
+    "-" * 36,                                  # the canonical shape, without a digit
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",    # one character that is not hex
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",   # one too many
+])
+def test_bad_context_id_is_an_error(conn, level, context_id):
+    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    conn.execute("SELECT pghistory.track('orders', level => %s)", (level,))
+    conn.execute("INSERT INTO orders VALUES (1, 'new')")
+    conn.execute("SELECT set_config('pghistory.context_id', %s, false)", (context_id,))
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as info:
         conn.execute("UPDATE orders SET status = 'x' WHERE id = 1")
+    assert info.value.diag.message_primary == f'pghistory.context_id is "{context_id}", which is not a uuid'
     assert value(conn, "SELECT status FROM orders WHERE id = 1") == "new"
+
+
+@pytest.mark.parametrize("level", ["statement", "row"])
+@pytest.mark.parametrize("context", ["fk", "json"])
+def test_context_id_and_metadata_in_other_spellings_are_understood(conn, level, context):
+    """The triggers read the usual spellings inline and leave the others to the helpers:
+    every spelling uuid_in accepts, and metadata with blanks around the object."""
+    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    conn.execute("SELECT pghistory.track('orders', level => %s, context => %s)", (level, context))
+    conn.execute("INSERT INTO orders VALUES (1, 'new')")
+    context_id = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    for spelling, metadata, status in [
+        ("{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}", ' {"step": 1}', "a"),
+        ("a0eebc999c0b4ef8bb6d6bb9bd380a11", '{"step": 2}\n', "b"),
+        (context_id, "", "c"),
+    ]:
+        with conn.transaction():
+            conn.execute("SELECT set_config('pghistory.context_id', %s, true), "
+                         "set_config('pghistory.context_metadata', %s, true)", (spelling, metadata))
+            conn.execute("UPDATE orders SET status = %s", (status,))
+    assert rows(conn, "SELECT pgh_context_id::text, status FROM orders_event WHERE pgh_label = 'update' "
+                      "ORDER BY pgh_id") == [(context_id, "a"), (context_id, "b"), (context_id, "c")]
+    if context == "json":
+        assert rows(conn, "SELECT pgh_context FROM orders_event WHERE pgh_label = 'update' ORDER BY pgh_id") == [
+            ({"step": 1},), ({"step": 2},), ({},)]
+    else:
+        assert rows(conn, "SELECT id::text, metadata FROM pghistory.context") == [(context_id, {})]
 
 
 def test_context_set_by_django_pghistory_style_gucs_is_understood(conn, orders):
