@@ -260,3 +260,25 @@ def test_context_set_by_django_pghistory_style_gucs_is_understood(conn, orders):
         conn.execute("DELETE FROM orders WHERE id = 1")
     assert value(conn, "SELECT pgh_context_id::text FROM orders_event WHERE pgh_label = 'delete'") == context_id
     assert value(conn, "SELECT metadata FROM pghistory.context") == {"user": 1, "url": "/admin/"}
+
+
+@pytest.mark.parametrize("level", ["statement", "row"])
+@pytest.mark.parametrize("context", ["fk", "json"])
+def test_columns_named_like_the_trigger_variables_do_not_replace_them(conn, level, context):
+    """The generated functions resolve names to columns first (use_column): their own
+    variables must be read as variables even when the tracked table has such columns."""
+    conn.execute("""CREATE TABLE t (id int PRIMARY KEY, v_context_id uuid, v_context jsonb,
+                                    v_context_setting text, v_metadata_setting text, v_metadata jsonb,
+                                    v_attached text, found boolean)""")
+    conn.execute("SELECT pghistory.track('t', level => %s, context => %s)", (level, context))
+    context_id = value(conn, """SELECT pghistory.set_context('{"user": "alice"}', false)""")
+    conn.execute("""INSERT INTO t VALUES (1, '00000000-0000-0000-0000-000000000000', '{"column": true}',
+                                          'x', '{}', '{}', 'y', false)""")
+    conn.execute("UPDATE t SET v_attached = 'z'")
+    conn.execute("SELECT pghistory.clear_context()")
+    assert rows(conn, "SELECT pgh_label, pgh_context_id, v_attached FROM t_event ORDER BY pgh_id") == [
+        ("insert", context_id, "y"), ("update", context_id, "z")]
+    if context == "json":
+        assert rows(conn, "SELECT pgh_context FROM t_event") == [({"user": "alice"},)] * 2
+    else:
+        assert rows(conn, "SELECT id, metadata FROM pghistory.context") == [(context_id, {"user": "alice"})]
