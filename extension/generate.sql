@@ -116,6 +116,17 @@ BEGIN
         EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.relation);
         v_functions := v_functions || v_trigger.function;
     END LOOP;
+    -- and those that have no trigger yet: a TRUNCATE tracker's function
+    -- while a partitioned table has no partition
+    v_functions := v_functions || ARRAY(
+        SELECT p.oid::regprocedure
+          FROM pghistory.tracked AS t
+         CROSS JOIN unnest(t.trackers) AS k
+          JOIN pg_catalog.pg_proc AS p
+            ON p.pronamespace = 'pghistory'::regnamespace
+           AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
+           AND p.pronargs = 0
+         WHERE t.tracked_table = p_tracked AND k.operation <> 'manual');
     FOR v_trigger IN SELECT DISTINCT f AS function FROM unnest(v_functions) AS f LOOP
         EXECUTE format('DROP FUNCTION %s', v_trigger.function);
     END LOOP;

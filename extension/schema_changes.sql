@@ -166,6 +166,7 @@ DECLARE
     v_column record;
     v_key record;
     v_message text;
+    v_signature text;     -- what the trigger functions say they were generated from
     v_table text := pghistory._qualified_name(p_tracked);
 BEGIN
     SELECT * INTO v_config FROM pghistory.tracked AS t WHERE t.tracked_table = p_tracked;
@@ -322,23 +323,27 @@ BEGIN
     PERFORM pghistory._drop_detached_triggers(p_tracked);
     -- The trigger functions and triggers, regenerated when what they were
     -- generated from changed (their comment says, see
-    -- _generation_signature()) or partitions came or went. Not otherwise:
-    -- pg_restore adds primary keys after restoring the registry, while
-    -- (in parallel) it restores the triggers, each the way it was.
-    IF (p_partitions_changed
-        OR pghistory._generation_signature(p_tracked) IS DISTINCT FROM (
-               SELECT obj_description(p.oid, 'pg_proc')
-                 FROM unnest(v_config.trackers) AS k
-                 JOIN pg_catalog.pg_proc AS p
-                   ON p.pronamespace = 'pghistory'::regnamespace
-                  AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
-                WHERE k.operation <> 'manual'
-                LIMIT 1))
-       AND EXISTS (SELECT FROM pghistory._table_tree(p_tracked) AS t
-                     JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
-                     JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
-                    WHERE p.pronamespace = 'pghistory'::regnamespace
-                      AND p.proname <> '_refuse_history_change') THEN
+    -- _generation_signature()) and the table has its triggers. Not when
+    -- they are missing: pg_restore adds primary keys after restoring the
+    -- registry, while (in parallel) it restores the triggers, each the way
+    -- it was. And when partitions came or went, if the trigger functions
+    -- are there, triggers or not: a partitioned table tracked for TRUNCATE
+    -- alone has no trigger until it has a partition (pg_restore makes
+    -- partitions before it fills the registry, so never gets here then).
+    v_signature := (SELECT obj_description(p.oid, 'pg_proc')
+                      FROM unnest(v_config.trackers) AS k
+                      JOIN pg_catalog.pg_proc AS p
+                        ON p.pronamespace = 'pghistory'::regnamespace
+                       AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
+                     WHERE k.operation <> 'manual'
+                     LIMIT 1);
+    IF (p_partitions_changed AND v_signature IS NOT NULL)
+       OR (pghistory._generation_signature(p_tracked) IS DISTINCT FROM v_signature
+           AND EXISTS (SELECT FROM pghistory._table_tree(p_tracked) AS t
+                         JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
+                         JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
+                        WHERE p.pronamespace = 'pghistory'::regnamespace
+                          AND p.proname <> '_refuse_history_change')) THEN
         PERFORM pghistory._generate_triggers(p_tracked);
     END IF;
 END

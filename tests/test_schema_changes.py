@@ -640,3 +640,28 @@ def test_refresh_refuses_untracked_tables_and_non_owners(conn, connect, make_rol
     conn.execute("SELECT pghistory.refresh('orders')")  # nothing changed: nothing happens
     conn.execute("UPDATE orders SET status = 'paid'")
     assert events(conn, "orders_event") == [("insert", 1), ("update", 1)]
+
+
+def test_partitioned_table_tracked_for_truncate_alone_before_it_has_partitions(conn):
+    """The truncate tracker's triggers sit on the tables that hold rows: a partitioned table
+    without partitions has none yet, and its first partition must still get one."""
+    conn.execute("CREATE TABLE p (id int NOT NULL, at int NOT NULL, v text) PARTITION BY RANGE (at)")
+    conn.execute("SELECT pghistory.track('p', trackers => ARRAY[pghistory.truncate_event()])")
+    conn.execute("CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10)")
+    conn.execute("CREATE TABLE p2 (id int NOT NULL, at int NOT NULL, v text)")
+    conn.execute("ALTER TABLE p ATTACH PARTITION p2 FOR VALUES FROM (10) TO (20)")
+    conn.execute("INSERT INTO p VALUES (1, 1, 'a'), (2, 11, 'b')")
+    conn.execute("TRUNCATE p")
+    assert events(conn, "p_event", "pgh_label, id, v") == [("truncate", 1, "a"), ("truncate", 2, "b")]
+
+
+def test_partitioned_table_without_partitions_can_be_tracked_again_and_untracked(conn):
+    """Its TRUNCATE tracker's function has no trigger yet; track() and untrack() still find it."""
+    conn.execute("CREATE TABLE p (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)")
+    conn.execute("SELECT pghistory.track('p')")
+    conn.execute("SELECT pghistory.track('p')")
+    conn.execute("SELECT pghistory.track('p', level => 'row')")
+    assert rows(conn, "SELECT proname::text FROM pg_proc WHERE proname LIKE 'public.p/%' ORDER BY 1") == [
+        ("public.p/delete",), ("public.p/insert",), ("public.p/truncate",), ("public.p/update",)]
+    conn.execute("SELECT pghistory.untrack('p')")
+    assert rows(conn, "SELECT proname::text FROM pg_proc WHERE proname LIKE 'public.p/%'") == []
