@@ -93,6 +93,23 @@ AS $$
      WHERE c.oid = p_tracked
 $$;
 
+-- The trigger functions of the trackers in a table's registry row that
+-- exist now ('manual' trackers have none).
+CREATE FUNCTION pghistory._tracker_functions(p_tracked regclass)
+RETURNS SETOF regprocedure
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.oid::regprocedure
+      FROM pghistory.tracked AS t
+     CROSS JOIN unnest(t.trackers) AS k
+      JOIN pg_catalog.pg_proc AS p
+        ON p.pronamespace = 'pghistory'::regnamespace
+       AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
+       AND p.pronargs = 0
+     WHERE t.tracked_table = p_tracked AND k.operation <> 'manual'
+$$;
+
 -- Drops the triggers and trigger functions pghistory made for a table.
 CREATE FUNCTION pghistory._drop_triggers(p_tracked regclass)
 RETURNS void
@@ -118,15 +135,7 @@ BEGIN
     END LOOP;
     -- and those that have no trigger yet: a TRUNCATE tracker's function
     -- while a partitioned table has no partition
-    v_functions := v_functions || ARRAY(
-        SELECT p.oid::regprocedure
-          FROM pghistory.tracked AS t
-         CROSS JOIN unnest(t.trackers) AS k
-          JOIN pg_catalog.pg_proc AS p
-            ON p.pronamespace = 'pghistory'::regnamespace
-           AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
-           AND p.pronargs = 0
-         WHERE t.tracked_table = p_tracked AND k.operation <> 'manual');
+    v_functions := v_functions || ARRAY(SELECT pghistory._tracker_functions(p_tracked));
     FOR v_trigger IN SELECT DISTINCT f AS function FROM unnest(v_functions) AS f LOOP
         EXECUTE format('DROP FUNCTION %s', v_trigger.function);
     END LOOP;

@@ -330,13 +330,8 @@ BEGIN
     -- are there, triggers or not: a partitioned table tracked for TRUNCATE
     -- alone has no trigger until it has a partition (pg_restore makes
     -- partitions before it fills the registry, so never gets here then).
-    v_signature := (SELECT obj_description(p.oid, 'pg_proc')
-                      FROM unnest(v_config.trackers) AS k
-                      JOIN pg_catalog.pg_proc AS p
-                        ON p.pronamespace = 'pghistory'::regnamespace
-                       AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
-                     WHERE k.operation <> 'manual'
-                     LIMIT 1);
+    v_signature := (SELECT obj_description(f, 'pg_proc')
+                      FROM pghistory._tracker_functions(p_tracked) AS f LIMIT 1);
     IF (p_partitions_changed AND v_signature IS NOT NULL)
        OR (pghistory._generation_signature(p_tracked) IS DISTINCT FROM v_signature
            AND EXISTS (SELECT FROM pghistory._table_tree(p_tracked) AS t
