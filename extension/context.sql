@@ -2,6 +2,7 @@
 -- ---------------------------------------------------------------------------
 -- context.sql: who and why
 --
+--
 -- The application describes the current context in two settings, the same
 -- ones django-pghistory uses:
 --   pghistory.context_id        a uuid naming the context
@@ -11,7 +12,7 @@
 -- ---------------------------------------------------------------------------
 
 -- Whether events are recorded now: pghistory.enabled unset or on.
-CREATE FUNCTION pghistory._enabled()
+CREATE OR REPLACE FUNCTION pghistory._enabled()
 RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -34,7 +35,7 @@ END
 $$;
 
 -- The active context's id: pghistory.context_id, or NULL when none is set.
-CREATE FUNCTION pghistory.current_context_id()
+CREATE OR REPLACE FUNCTION pghistory.current_context_id()
 RETURNS uuid
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -61,7 +62,7 @@ $$;
 -- subtransaction there would cost more than the rest of the check. Text
 -- that looks like an object but is not valid JSON fails in the cast, with
 -- PostgreSQL's own message.)
-CREATE FUNCTION pghistory._context_metadata()
+CREATE OR REPLACE FUNCTION pghistory._context_metadata()
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -93,7 +94,7 @@ $$;
 -- A new context (the common case) costs one INSERT that locks nothing but
 -- its own new row. A context that exists already goes to
 -- _refresh_context(), which changes it only when its metadata differs.
-CREATE FUNCTION pghistory._attach_context(p_context_id uuid, p_metadata text)
+CREATE OR REPLACE FUNCTION pghistory._attach_context(p_context_id uuid, p_metadata text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -121,7 +122,7 @@ $$;
 -- pghistory.context is still empty, it would keep scanning the whole table
 -- for every context once the table has grown. Called where a context row
 -- is attached, when its INSERT found the row there.
-CREATE FUNCTION pghistory._refresh_context(p_context_id uuid, p_metadata jsonb)
+CREATE OR REPLACE FUNCTION pghistory._refresh_context(p_context_id uuid, p_metadata jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -138,7 +139,7 @@ $$;
 -- win). Returns the context id. With p_is_local (the default) the context
 -- ends with the current transaction; otherwise it lasts for the session
 -- until pghistory.clear_context().
-CREATE FUNCTION pghistory.set_context(metadata jsonb, is_local boolean DEFAULT true)
+CREATE OR REPLACE FUNCTION pghistory.set_context(metadata jsonb, is_local boolean DEFAULT true)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -165,7 +166,7 @@ END
 $$;
 
 -- Ends the active context, for the session and the current transaction.
-CREATE FUNCTION pghistory.clear_context()
+CREATE OR REPLACE FUNCTION pghistory.clear_context()
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp

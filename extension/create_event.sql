@@ -9,7 +9,7 @@
 -- it in the key's own type.
 -- Refuses untracked tables, unknown labels, tables without a single-column
 -- primary key and keys that match no row. Returns the event's pgh_id.
-CREATE FUNCTION pghistory.create_event(tbl regclass, obj_id text, label text)
+CREATE OR REPLACE FUNCTION pghistory.create_event(tbl regclass, obj_id text, label text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -69,7 +69,7 @@ END
 $$;
 
 -- create_event() with the key in its own type: 1, 1::bigint, a uuid.
-CREATE FUNCTION pghistory.create_event(tbl regclass, obj_id anyelement, label text)
+CREATE OR REPLACE FUNCTION pghistory.create_event(tbl regclass, obj_id anyelement, label text)
 RETURNS bigint
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp

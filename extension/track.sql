@@ -3,28 +3,8 @@
 -- track.sql: start, reconfigure and stop tracking a table
 -- ---------------------------------------------------------------------------
 
--- Statement trigger on event tables: history is append-only unless a
--- maintenance transaction says otherwise (SET LOCAL
--- pghistory.allow_history_changes = on), e.g. to delete old history.
-CREATE FUNCTION pghistory._refuse_history_change()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF lower(coalesce(current_setting('pghistory.allow_history_changes', true), '')) IN ('on', 'true', '1') THEN
-        RETURN NULL;
-    END IF;
-    RAISE EXCEPTION 'pghistory: %.% is append-only history; % is refused', quote_ident(TG_TABLE_SCHEMA),
-            quote_ident(TG_TABLE_NAME), TG_OP
-        USING ERRCODE = 'insufficient_privilege',
-              HINT = 'To remove old history on purpose, do it in a transaction that first runs '
-                     'SET LOCAL pghistory.allow_history_changes = on.';
-END
-$$;
-
 -- The checks track() makes on each tracker against the table.
-CREATE FUNCTION pghistory._check_trackers(p_table regclass, p_trackers pghistory.tracker[])
+CREATE OR REPLACE FUNCTION pghistory._check_trackers(p_table regclass, p_trackers pghistory.tracker[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -93,7 +73,7 @@ $$;
 -- Refuses views, foreign and temporary tables, tables the caller does not
 -- own, unknown columns, modes and labels, all before anything is written.
 -- Returns the event table.
-CREATE FUNCTION pghistory.track(
+CREATE OR REPLACE FUNCTION pghistory.track(
     tbl         regclass,
     trackers    pghistory.tracker[] DEFAULT NULL,
     fields      text[]              DEFAULT NULL,
@@ -235,28 +215,9 @@ BEGIN
 END
 $$;
 
--- Adds or removes the append-only guard of an event table.
-CREATE FUNCTION pghistory._set_append_only(p_event_table regclass, p_append_only boolean)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF EXISTS (SELECT FROM pg_catalog.pg_trigger
-                WHERE tgrelid = p_event_table AND tgname = 'pgh_append_only') THEN
-        EXECUTE format('DROP TRIGGER pgh_append_only ON %s', p_event_table);
-    END IF;
-    IF p_append_only THEN
-        EXECUTE format('CREATE TRIGGER pgh_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %s '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION pghistory._refuse_history_change()',
-                       p_event_table);
-    END IF;
-END
-$$;
-
 -- Stops tracking a table: its triggers go, its history stays (and stays
 -- append-only) unless drop_events is true.
-CREATE FUNCTION pghistory.untrack(tbl regclass, drop_events boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION pghistory.untrack(tbl regclass, drop_events boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp

@@ -8,7 +8,7 @@
 
 -- The checks every constructor shares: a label that is present and short
 -- enough to name the trigger made for it.
-CREATE FUNCTION pghistory._tracker(p_label text, p_operation text, p_condition text,
+CREATE OR REPLACE FUNCTION pghistory._tracker(p_label text, p_operation text, p_condition text,
                                    p_changed text[], p_snapshot text)
 RETURNS pghistory.tracker
 LANGUAGE plpgsql IMMUTABLE
@@ -35,7 +35,7 @@ END
 $$;
 
 -- After INSERT: stores the new row.
-CREATE FUNCTION pghistory.insert_event(label text DEFAULT 'insert', condition text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION pghistory.insert_event(label text DEFAULT 'insert', condition text DEFAULT NULL)
 RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -43,7 +43,7 @@ AS $$ SELECT pghistory._tracker(label, 'insert', condition, NULL, 'new') $$;
 
 -- After UPDATE: stores the new row (snapshot => 'old': the row before).
 -- Fires only when a tracked column changed, or one of `changed`.
-CREATE FUNCTION pghistory.update_event(label text DEFAULT 'update', changed text[] DEFAULT NULL,
+CREATE OR REPLACE FUNCTION pghistory.update_event(label text DEFAULT 'update', changed text[] DEFAULT NULL,
                                        condition text DEFAULT NULL, snapshot text DEFAULT 'new')
 RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
@@ -51,28 +51,28 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory._tracker(label, 'update', condition, changed, snapshot) $$;
 
 -- After DELETE: stores the deleted row.
-CREATE FUNCTION pghistory.delete_event(label text DEFAULT 'delete', condition text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION pghistory.delete_event(label text DEFAULT 'delete', condition text DEFAULT NULL)
 RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory._tracker(label, 'delete', condition, NULL, 'old') $$;
 
 -- Before TRUNCATE: stores every row the TRUNCATE removes.
-CREATE FUNCTION pghistory.truncate_event(label text DEFAULT 'truncate')
+CREATE OR REPLACE FUNCTION pghistory.truncate_event(label text DEFAULT 'truncate')
 RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory._tracker(label, 'truncate', NULL, NULL, 'old') $$;
 
 -- Recorded only by pghistory.create_event(table, obj_id, label).
-CREATE FUNCTION pghistory.manual_event(label text)
+CREATE OR REPLACE FUNCTION pghistory.manual_event(label text)
 RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory._tracker(label, 'manual', NULL, NULL, 'new') $$;
 
 -- What track() records when it is given no trackers.
-CREATE FUNCTION pghistory._default_trackers()
+CREATE OR REPLACE FUNCTION pghistory._default_trackers()
 RETURNS pghistory.tracker[]
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp

@@ -35,7 +35,7 @@ def test_db_has_the_extension(pg, conn, db, dsn):
     assert conn.info.dbname == db
     assert f"dbname={db}" in dsn
     version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pghistory'").fetchone()
-    assert version == ("0.1.0",)
+    assert version == ("0.2.0",)
 
 
 def test_each_test_gets_its_own_db(conn):

@@ -148,7 +148,7 @@ def test_async_wrappers(conn, dsn):
 
     async def main() -> Any:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
-            assert await pgh.install(aconn) == "0.1.0"
+            assert await pgh.install(aconn) == pgh.__version__
             assert await pgh.track(aconn, "orders", trackers=[pgh.InsertEvent(), pgh.ManualEvent("seen")]) == "orders_event"
             await aconn.execute("INSERT INTO orders VALUES (1, 'new')")
             async with pgh.context(aconn, user="alice") as ctx:

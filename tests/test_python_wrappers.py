@@ -31,8 +31,8 @@ def tracking(conn: psycopg.Connection[Any], table: str) -> tuple[Any, ...]:
 
 def test_install_creates_the_extension_once_and_returns_its_version(pg, empty_db):
     with pg.connect(empty_db) as c:
-        assert pgh.install(c) == "0.1.0"
-        assert pgh.install(c) == "0.1.0"  # IF NOT EXISTS
+        assert pgh.install(c) == pgh.__version__
+        assert pgh.install(c) == pgh.__version__  # IF NOT EXISTS
         assert c.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pghistory'").fetchone() == (1,)
 
 
@@ -44,7 +44,7 @@ def test_install_runs_in_the_callers_transaction(pg, empty_db):
         pgh.install(c)
         c.commit()
     with pg.connect(empty_db) as c:
-        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'pghistory'").fetchone() == ("0.1.0",)
+        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'pghistory'").fetchone() == (pgh.__version__,)
 
 
 @pytest.mark.parametrize("autocommit", [True, False], ids=["autocommit", "transaction"])

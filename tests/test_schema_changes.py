@@ -1,6 +1,6 @@
 """Schema changes: ALTER TABLE, partitions and DROP of tracked tables keep tracking correct.
 
-The event triggers of schema_changes.sql follow each change; what cannot be followed is
+The event triggers of event_triggers.sql follow each change; what cannot be followed is
 refused, and the user's statement rolls back with it.
 """
 

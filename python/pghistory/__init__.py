@@ -32,7 +32,7 @@ from ._trackers import DeleteEvent, InsertEvent, ManualEvent, Tracker, TruncateE
 from .errors import ContextError, ExtensionNotAvailable
 
 #: The package's version: the version of the extension it is made for.
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "MAX_METADATA_BYTES",

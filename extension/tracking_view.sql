@@ -1,10 +1,10 @@
 
 -- ---------------------------------------------------------------------------
--- views.sql: what is tracked, and the history across all tables
+-- tracking_view.sql: the pghistory.tracking view: what is tracked, and how
 -- ---------------------------------------------------------------------------
 
 -- One row per tracked table, with the columns it snapshots.
-CREATE VIEW pghistory.tracking AS
+CREATE OR REPLACE VIEW pghistory.tracking AS
 SELECT t.tracked_table,
        t.event_table,
        t.trackers,

@@ -1,55 +1,12 @@
 
 -- ---------------------------------------------------------------------------
--- util.sql: naming, quoting and column resolution used by track()
+-- columns.sql: which columns of a table are tracked, its key, and how its
+-- values compare
 -- ---------------------------------------------------------------------------
-
--- A relation's name, always schema-qualified and quoted where needed:
--- public.orders, "Sales"."order items".
-CREATE FUNCTION pghistory._qualified_name(p_relation regclass)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT format('%I.%I', n.nspname, c.relname)
-      FROM pg_catalog.pg_class AS c
-      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE c.oid = p_relation
-$$;
-
--- An identifier in double quotes, always. format('%I') leaves words like
--- "if" or "loop" bare, which SQL accepts but PL/pgSQL reads as its own
--- keywords in NEW.if; generated trigger functions quote every column.
-CREATE FUNCTION pghistory._quoted(p_name text)
-RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT '"' || replace(p_name, '"', '""') || '"' $$;
-
--- Fits a generated name into an identifier (63 bytes). Names that are too
--- long keep their start and end in a hash of the full name, so two long
--- names that share a prefix still differ.
-CREATE FUNCTION pghistory._fit_identifier(p_name text)
-RETURNS text
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_name text := p_name;
-BEGIN
-    IF octet_length(v_name) <= 63 THEN
-        RETURN v_name;
-    END IF;
-    -- cut by characters, not bytes, so a multibyte character is never split
-    WHILE octet_length(v_name) > 54 LOOP
-        v_name := left(v_name, -1);
-    END LOOP;
-    RETURN v_name || '_' || left(md5(p_name), 8);
-END
-$$;
 
 -- The single-column primary key of a table: its name and type. No row when
 -- the table has no primary key or a composite one (then pgh_obj_id is NULL).
-CREATE FUNCTION pghistory._primary_key(p_table regclass)
+CREATE OR REPLACE FUNCTION pghistory._primary_key(p_table regclass)
 RETURNS TABLE (column_name name, column_type text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -66,7 +23,7 @@ $$;
 -- Whether values of a type can be compared with IS DISTINCT FROM. Types
 -- without an equality operator (json, xml, point, ...) are compared as text
 -- instead. Probed once, at track() time.
-CREATE FUNCTION pghistory._has_equality(p_type text)
+CREATE OR REPLACE FUNCTION pghistory._has_equality(p_type text)
 RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -82,7 +39,7 @@ $$;
 -- The columns track() snapshots, in table order: every column, or `fields`,
 -- or every column but `exclude`. Refuses unknown names and names that
 -- collide with the event table's own pgh_* columns.
-CREATE FUNCTION pghistory._tracked_columns(p_table regclass, p_fields text[], p_exclude text[])
+CREATE OR REPLACE FUNCTION pghistory._tracked_columns(p_table regclass, p_fields text[], p_exclude text[])
 RETURNS TABLE (column_name name, column_type text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -142,18 +99,4 @@ BEGIN
                   HINT = 'exclude leaves out every column; track at least one.';
     END IF;
 END
-$$;
-
--- A table and, when it is partitioned, all its partitions, root first.
--- (pg_partition_tree() alone returns nothing for a plain table.)
-CREATE FUNCTION pghistory._table_tree(p_table regclass)
-RETURNS TABLE (relid regclass, relkind "char")
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT c.oid::regclass, c.relkind
-      FROM pg_catalog.pg_class AS c
-      LEFT JOIN pg_catalog.pg_partition_tree(p_table) AS t ON t.relid = c.oid
-     WHERE c.oid = p_table OR t.relid IS NOT NULL
-     ORDER BY coalesce(t.level, 0), c.oid
 $$;

@@ -1,0 +1,251 @@
+
+-- ---------------------------------------------------------------------------
+-- events.sql: reading history back: pghistory.events() and the
+-- pghistory.aggregate_events view
+-- ---------------------------------------------------------------------------
+
+-- The event tables events() reads: the one of p_table (a tracked table or
+-- an event table, tracked or kept after untrack()), or every tracked
+-- table's when p_table is NULL. For each: the event table, the tracked
+-- table's name (for kept history, the name its comment records), and the
+-- trackers (NULL for kept history). Refuses a table that is neither.
+CREATE OR REPLACE FUNCTION pghistory._history_sources(p_table regclass)
+RETURNS TABLE (event_table regclass, obj_model text, trackers pghistory.tracker[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+        SELECT t.event_table, pghistory._qualified_name(t.tracked_table), t.trackers
+          FROM pghistory.tracked AS t
+         WHERE p_table IS NULL OR t.tracked_table = p_table OR t.event_table = p_table
+         ORDER BY t.event_table;
+    IF FOUND OR p_table IS NULL THEN
+        RETURN;
+    END IF;
+    -- history kept after untrack(): an event table by its own columns
+    IF (SELECT count(*) FROM pg_catalog.pg_attribute AS a
+         WHERE a.attrelid = p_table AND NOT a.attisdropped
+           AND a.attname IN ('pgh_id', 'pgh_created_at', 'pgh_label', 'pgh_obj_id')) = 4 THEN
+        RETURN QUERY
+            SELECT p_table,
+                   substring(pg_catalog.obj_description(p_table::oid, 'pg_class') FROM '^pghistory: events of (.*)$'),
+                   NULL::pghistory.tracker[];
+        RETURN;
+    END IF;
+    RAISE EXCEPTION 'pghistory: % is not tracked', p_table
+        USING ERRCODE = 'undefined_object',
+              HINT = 'Give a tracked table or an event table; SELECT * FROM pghistory.tracking lists them.';
+END
+$$;
+
+-- The query that reads one event table for events(): the eleven columns of
+-- pghistory.aggregate_events, in order, with events()'s filters applied
+-- inside it ($1 obj_id, $2 since, $3 until, $4 labels, $5 context_id; only
+-- the filters given are written in). NULL when the filters exclude the
+-- whole table (a context_id asked of a table without contexts).
+-- A diff needs the event's neighbours in its object's whole history,
+-- whatever the filters leave out; the query finds them in one of two ways:
+--   one object, or a whole table: the object's (or every object's) events
+--     are read once (one object's through the (pgh_obj_id, pgh_id) index,
+--     in order), and lag()/lead() over them give each event its
+--     neighbours; the other filters apply after that.
+--   since, until, labels or context_id without obj_id: the few events they
+--     select are found first, and each finds its neighbour with one more
+--     probe of the (pgh_obj_id, pgh_id) index.
+CREATE OR REPLACE FUNCTION pghistory._events_query(p_event_table regclass, p_obj_model text, p_trackers pghistory.tracker[],
+                                        p_read_context boolean, p_obj_id boolean, p_since boolean,
+                                        p_until boolean, p_labels boolean, p_context_id boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_model text := pghistory._qualified_name(p_event_table);
+    v_obj_id_type text;
+    v_has_context_id boolean;
+    v_has_context boolean;
+    v_context text;
+    v_where text[] := '{}';
+    v_whole_histories boolean := p_obj_id OR NOT (p_since OR p_until OR p_labels OR p_context_id);
+    v_from text;
+    v_columns name[];
+    v_casts text[];
+BEGIN
+    SELECT array_agg(c.column_name ORDER BY c.ord), array_agg(c.cast_to ORDER BY c.ord) INTO v_columns, v_casts
+      FROM pghistory._data_columns(p_event_table) WITH ORDINALITY AS c(column_name, cast_to, ord);
+    SELECT format_type(a.atttypid, a.atttypmod) INTO v_obj_id_type
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = p_event_table AND a.attname = 'pgh_obj_id' AND NOT a.attisdropped;
+    v_has_context_id := EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = p_event_table
+                                   AND a.attname = 'pgh_context_id' AND NOT a.attisdropped);
+    v_has_context := EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = p_event_table
+                                AND a.attname = 'pgh_context' AND NOT a.attisdropped);
+    IF p_context_id AND NOT v_has_context_id THEN
+        RETURN NULL;
+    END IF;
+
+    -- json mode carries the metadata; fk mode points at pghistory.context
+    -- (shown to those who may read it). A table switched between modes has
+    -- events of both kinds.
+    v_context := CASE
+        WHEN v_has_context_id AND p_read_context THEN
+            '(SELECT c.metadata FROM pghistory.context AS c WHERE c.id = pgh_row.pgh_context_id)' END;
+    IF v_has_context THEN
+        v_context := format('coalesce(pgh_row.pgh_context, %s)', coalesce(v_context, 'NULL'));
+    END IF;
+
+    IF v_whole_histories THEN
+        -- Rows without pgh_obj_id (tables without a single-column key)
+        -- belong to no object: they have no neighbours.
+        v_from := format($sql$(SELECT pgh_event,
+               CASE WHEN pgh_event.pgh_obj_id IS NOT NULL THEN lag(pgh_event) OVER pgh_object END AS pgh_prev,
+               CASE WHEN pgh_event.pgh_obj_id IS NOT NULL THEN lead(pgh_event) OVER pgh_object END AS pgh_next
+          FROM %1$s AS pgh_event%2$s
+        WINDOW pgh_object AS (PARTITION BY pgh_event.pgh_obj_id ORDER BY pgh_event.pgh_id)) AS pgh_history
+  CROSS JOIN LATERAL (SELECT (pgh_history.pgh_event).*) AS pgh_row
+  CROSS JOIN LATERAL (SELECT (pgh_history.pgh_prev).*) AS pgh_prev
+  CROSS JOIN LATERAL (SELECT (pgh_history.pgh_next).*) AS pgh_next$sql$,
+            p_event_table,
+            CASE WHEN p_obj_id THEN format(E'\n         WHERE pgh_event.pgh_obj_id = $1::%s', v_obj_id_type) ELSE '' END);
+    ELSE
+        v_from := format($sql$%1$s AS pgh_row
+  LEFT JOIN LATERAL (SELECT pgh_other.* FROM %1$s AS pgh_other
+                      WHERE %2$s = 'n' AND pgh_other.pgh_obj_id = pgh_row.pgh_obj_id AND pgh_other.pgh_id < pgh_row.pgh_id
+                      ORDER BY pgh_other.pgh_id DESC LIMIT 1) AS pgh_prev ON true
+  LEFT JOIN LATERAL (SELECT pgh_other.* FROM %1$s AS pgh_other
+                      WHERE %2$s = 'o' AND pgh_other.pgh_obj_id = pgh_row.pgh_obj_id AND pgh_other.pgh_id > pgh_row.pgh_id
+                      ORDER BY pgh_other.pgh_id LIMIT 1) AS pgh_next ON true$sql$,
+            p_event_table, pghistory._event_kind_expression(p_trackers, 'pgh_row.pgh_label'));
+    END IF;
+    IF p_since THEN
+        v_where := v_where || 'pgh_row.pgh_created_at >= $2'::text;
+    END IF;
+    IF p_until THEN
+        v_where := v_where || 'pgh_row.pgh_created_at < $3'::text;
+    END IF;
+    IF p_labels THEN
+        v_where := v_where || 'pgh_row.pgh_label = ANY ($4)'::text;
+    END IF;
+    IF p_context_id THEN
+        v_where := v_where || 'pgh_row.pgh_context_id = $5'::text;
+    END IF;
+
+    RETURN format($sql$
+SELECT %1$L::text || ':' || pgh_row.pgh_id AS pgh_slug, %1$L::text AS pgh_model,
+       pgh_row.pgh_id::bigint AS pgh_id, pgh_row.pgh_created_at::timestamptz AS pgh_created_at,
+       pgh_row.pgh_label::text AS pgh_label, %2$s AS pgh_data,
+       CASE %3$s
+            WHEN 'd' THEN '{}'::jsonb
+            WHEN 'n' THEN CASE WHEN pgh_prev.pgh_id IS NOT NULL AND %4$s <> 'd' THEN %6$s END
+            WHEN 'o' THEN CASE WHEN pgh_next.pgh_id IS NOT NULL AND %5$s <> 'i' THEN %7$s END
+       END AS pgh_diff,
+       %8$s::uuid AS pgh_context_id, %9$s::jsonb AS pgh_context,
+       %10$L::text AS pgh_obj_model, pgh_row.pgh_obj_id::text AS pgh_obj_id
+  FROM %11$s%12$s$sql$,
+        v_model,
+        pghistory._data_expression(v_columns, 'pgh_row'),
+        pghistory._event_kind_expression(p_trackers, 'pgh_row.pgh_label'),
+        pghistory._event_kind_expression(p_trackers, 'pgh_prev.pgh_label'),
+        pghistory._event_kind_expression(p_trackers, 'pgh_next.pgh_label'),
+        pghistory._diff_expression(v_columns, v_casts, 'pgh_prev', 'pgh_row'),
+        pghistory._diff_expression(v_columns, v_casts, 'pgh_row', 'pgh_next'),
+        CASE WHEN v_has_context_id THEN 'pgh_row.pgh_context_id' ELSE 'NULL' END,
+        coalesce(v_context, 'NULL'),
+        p_obj_model,
+        v_from,
+        CASE WHEN cardinality(v_where) > 0
+             THEN E'\n WHERE ' || array_to_string(v_where, E'\n   AND ') ELSE '' END);
+END
+$$;
+
+-- The history of one object, one table or every tracked table, oldest
+-- first (pgh_created_at, then pgh_id), with the columns of
+-- pghistory.aggregate_events. tbl is a tracked table, or an event table
+-- (also one kept after untrack()); obj_id a primary key value of tbl, as
+-- text; since (inclusive) and until (exclusive) bound pgh_created_at;
+-- labels and context_id keep the events that have them. The filters are
+-- written into each event table's query, so one object's history is an
+-- index lookup; diffs are those of the unfiltered history.
+-- Runs with the caller's rights: event tables the caller may not read are
+-- left out (or refused, when named by tbl), and fk-mode context metadata
+-- shows only to those who may read pghistory.context.
+-- Refuses obj_id without tbl, an obj_id that is not a key value, and
+-- tables that are neither tracked nor event tables.
+CREATE OR REPLACE FUNCTION pghistory.events(tbl        regclass    DEFAULT NULL,
+                                 obj_id     text        DEFAULT NULL,
+                                 since      timestamptz DEFAULT NULL,
+                                 until      timestamptz DEFAULT NULL,
+                                 labels     text[]      DEFAULT NULL,
+                                 context_id uuid        DEFAULT NULL)
+RETURNS TABLE (pgh_slug text, pgh_model text, pgh_id bigint, pgh_created_at timestamptz, pgh_label text,
+               pgh_data jsonb, pgh_diff jsonb, pgh_context_id uuid, pgh_context jsonb,
+               pgh_obj_model text, pgh_obj_id text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off  -- compiling costs more than these index probes and scans gain from it
+AS $$
+DECLARE
+    v_source record;
+    v_query text;
+    v_queries text[] := '{}';
+    v_read_context boolean := has_table_privilege('pghistory.context', 'SELECT');
+    v_obj_id_type text;
+BEGIN
+    IF events.obj_id IS NOT NULL AND events.tbl IS NULL THEN
+        RAISE EXCEPTION 'pghistory: obj_id needs tbl, the table the object belongs to'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example pghistory.events(''orders'', obj_id => ''1'').';
+    END IF;
+    FOR v_source IN SELECT * FROM pghistory._history_sources(events.tbl) LOOP
+        IF NOT (has_table_privilege(v_source.event_table, 'SELECT')
+                AND has_schema_privilege((SELECT c.relnamespace FROM pg_catalog.pg_class AS c
+                                           WHERE c.oid = v_source.event_table), 'USAGE')) THEN
+            CONTINUE WHEN events.tbl IS NULL;  -- the history this role may read
+            RAISE EXCEPTION 'pghistory: permission denied for the history in %', v_source.event_table
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('Reading history needs SELECT on its event table (and USAGE on its schema): '
+                                    'GRANT SELECT ON %s TO %I.', v_source.event_table, current_user);
+        END IF;
+        IF events.obj_id IS NOT NULL THEN
+            SELECT format_type(a.atttypid, a.atttypmod) INTO v_obj_id_type
+              FROM pg_catalog.pg_attribute AS a
+             WHERE a.attrelid = v_source.event_table AND a.attname = 'pgh_obj_id' AND NOT a.attisdropped;
+            BEGIN
+                EXECUTE format('SELECT $1::%s', v_obj_id_type) USING events.obj_id;
+            EXCEPTION WHEN data_exception THEN
+                RAISE EXCEPTION 'pghistory: obj_id % is not a valid key of % (%)',
+                        quote_literal(events.obj_id), events.tbl, v_obj_id_type
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'obj_id is the value of the row''s primary key, as text.';
+            END;
+        END IF;
+        v_query := pghistory._events_query(v_source.event_table, v_source.obj_model, v_source.trackers,
+                                           v_read_context, events.obj_id IS NOT NULL, events.since IS NOT NULL,
+                                           events.until IS NOT NULL, events.labels IS NOT NULL,
+                                           events.context_id IS NOT NULL);
+        IF v_query IS NOT NULL THEN
+            v_queries := v_queries || v_query;
+        END IF;
+    END LOOP;
+    IF cardinality(v_queries) = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE
+        'SELECT * FROM (' || array_to_string(v_queries, E'\nUNION ALL') || E'\n) AS pgh_events\n'
+        || 'ORDER BY pgh_events.pgh_created_at, pgh_events.pgh_id, pgh_events.pgh_model'
+        USING events.obj_id, events.since, events.until, events.labels, events.context_id;
+END
+$$;
+
+-- Every event of every tracked table, oldest first: pghistory.events()
+-- without filters. Filter with events() instead of a WHERE on the view:
+-- its filters reach the event tables' indexes, the view's cannot. Shows
+-- each role only the history it may read (see events()); history kept
+-- after untrack() is read with events('<event table>').
+CREATE OR REPLACE VIEW pghistory.aggregate_events AS
+SELECT e.pgh_slug, e.pgh_model, e.pgh_id, e.pgh_created_at, e.pgh_label, e.pgh_data, e.pgh_diff,
+       e.pgh_context_id, e.pgh_context, e.pgh_obj_model, e.pgh_obj_id
+  FROM pghistory.events() AS e;
+COMMENT ON VIEW pghistory.aggregate_events IS
+    'pghistory: every event of every tracked table the current role may read, oldest first';

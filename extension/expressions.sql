@@ -1,0 +1,80 @@
+
+-- ---------------------------------------------------------------------------
+-- expressions.sql: the SQL expressions the generated trigger functions are
+-- made of: what changed, what is stored, how update rows pair
+-- ---------------------------------------------------------------------------
+
+-- A comparison of two rows' columns that holds when any of them differs.
+-- Types without an equality operator (json, xml, point) compare as text.
+CREATE OR REPLACE FUNCTION pghistory._changed_expression(p_tracked regclass, p_columns text[],
+                                              p_old text, p_new text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('(%s) IS DISTINCT FROM (%s)',
+                  string_agg(p_old || '.' || pghistory._quoted(a.attname) || c.cast_to, ', ' ORDER BY a.attnum),
+                  string_agg(p_new || '.' || pghistory._quoted(a.attname) || c.cast_to, ', ' ORDER BY a.attnum))
+      FROM pg_catalog.pg_attribute AS a
+     CROSS JOIN LATERAL (
+           SELECT CASE WHEN pghistory._has_equality(format_type(a.atttypid, a.atttypmod))
+                       THEN '' ELSE '::text' END AS cast_to) AS c
+     WHERE a.attrelid = p_tracked AND a.attname = ANY (p_columns)
+       AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
+-- The column list and the value list of the INSERT that stores a snapshot:
+-- pgh_label, pgh_obj_id, the context columns of the mode, and the tracked
+-- columns read from p_source (a row alias: new, old, NEW, OLD). The label
+-- and context values are SQL expressions given by the caller.
+CREATE OR REPLACE FUNCTION pghistory._snapshot_lists(p_config pghistory.tracked, p_source text, p_label text,
+                                          p_context_id text, p_context text,
+                                          OUT target text, OUT vals text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_pk name := (SELECT column_name FROM pghistory._primary_key(p_config.tracked_table));
+    v_columns text[] := ARRAY(SELECT column_name FROM pghistory._tracked_columns(
+                                  p_config.tracked_table, p_config.fields, p_config.exclude));
+BEGIN
+    target := 'pgh_label, pgh_obj_id';
+    vals := p_label || ', ' || CASE WHEN v_pk IS NULL THEN 'NULL' ELSE p_source || '.' || pghistory._quoted(v_pk) END;
+    IF p_config.context IN ('fk', 'json') THEN
+        target := target || ', pgh_context_id';
+        vals := vals || ', ' || p_context_id;
+    END IF;
+    IF p_config.context = 'json' THEN
+        target := target || ', pgh_context';
+        vals := vals || ', ' || p_context;
+    END IF;
+    target := target || ', ' || array_to_string(ARRAY(SELECT pghistory._quoted(c) FROM unnest(v_columns) AS c), ', ');
+    vals := vals || ', ' || array_to_string(ARRAY(SELECT p_source || '.' || pghistory._quoted(c) FROM unnest(v_columns) AS c), ', ');
+END
+$$;
+
+-- The FROM clause that pairs each row an UPDATE statement changed with its
+-- other version, for the update tracker storing p_snapshot ('new' or 'old').
+-- Rows are paired by primary key, with a hash join: the old row of a key
+-- is the one that had that key before the statement. A row whose key the
+-- statement changed has no partner, and is kept with the other side NULL:
+-- its tracked columns differ from NULLs, so the default tracker records
+-- it, and a condition sees it as a row that had no old version. Tables
+-- without a single-column key, or whose key type has no equality operator
+-- in pg_catalog, pair by position in the transition tables instead, which
+-- PostgreSQL fills in step (two sorts: slower on large statements).
+CREATE OR REPLACE FUNCTION pghistory._update_pairing(p_tracked regclass, p_snapshot text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(
+        (SELECT format(E'pgh_%1$s_rows AS %1$s\n'
+                        '      LEFT JOIN pgh_%2$s_rows AS %2$s ON %2$s.%3$s = %1$s.%3$s',
+                       p_snapshot, CASE p_snapshot WHEN 'new' THEN 'old' ELSE 'new' END,
+                       pghistory._quoted(k.column_name))
+           FROM pghistory._primary_key(p_tracked) AS k
+          WHERE pghistory._has_equality(k.column_type)),
+        E'(SELECT row_number() OVER () AS pgh_row, * FROM pgh_old_rows) AS old\n'
+        '      JOIN (SELECT row_number() OVER () AS pgh_row, * FROM pgh_new_rows) AS new USING (pgh_row)')
+$$;

@@ -1,0 +1,305 @@
+
+-- ---------------------------------------------------------------------------
+-- follow_schema.sql: bringing a tracked table's registry row, event table and
+-- trigger functions in step after its schema changed
+-- ---------------------------------------------------------------------------
+
+-- Brings one tracked table's registry row, event table and trigger
+-- functions in step with the table as it is now. p_before is the table's
+-- entry of _schema_snapshot() taken before the change (NULL when unknown:
+-- then a renamed column looks like a dropped one plus a new one);
+-- p_partitions_changed says partitions came or went.
+-- Refuses, so that the ALTER TABLE rolls back, changes that would leave
+-- the table half-tracked: a rename onto a name the event table already
+-- uses, dropping the last column of `fields` or of a tracker's `changed`,
+-- a condition that no longer compiles, history that does not convert.
+CREATE OR REPLACE FUNCTION pghistory._follow_schema_change(p_tracked regclass, p_before jsonb,
+                                                p_partitions_changed boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_config pghistory.tracked;
+    v_original pghistory.tracked;
+    v_rename record;
+    v_tracker pghistory.tracker;
+    v_trackers pghistory.tracker[] := '{}';
+    v_column record;
+    v_key record;
+    v_message text;
+    v_signature text;     -- what the trigger functions say they were generated from
+    v_table text := pghistory._qualified_name(p_tracked);
+BEGIN
+    SELECT * INTO v_config FROM pghistory.tracked AS t WHERE t.tracked_table = p_tracked;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    v_original := v_config;
+
+    -- Following a change means altering the event table and replacing the
+    -- trigger functions, as their owner: say so when that is someone else
+    -- (typically: a superuser tracked a table another role owns and alters).
+    SELECT string_agg(DISTINCT quote_ident(pg_get_userbyid(o.owner)), ', ') INTO v_message
+      FROM (SELECT c.relowner AS owner FROM pg_catalog.pg_class AS c WHERE c.oid = v_config.event_table
+            UNION
+            SELECT p.proowner FROM pghistory._table_tree(p_tracked) AS t
+              JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
+              JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
+             WHERE p.pronamespace = 'pghistory'::regnamespace
+               AND p.proname <> '_refuse_history_change') AS o
+     WHERE NOT pg_has_role(current_user, o.owner, 'USAGE');
+    IF v_message IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: % cannot follow this change of %, whose history and trigger functions belong to %',
+                quote_ident(current_user), v_table, v_message
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Alter the table as a role that is a member of %s (or as a superuser), '
+                                'or have it track the table afresh so that its history belongs to the table''s owner.',
+                                v_message);
+    END IF;
+
+    -- renamed columns: the same attnum under another name
+    FOR v_rename IN
+        SELECT b.value ->> 0 AS old_name, a.attname AS new_name
+          FROM jsonb_each(p_before -> 'columns') AS b
+          JOIN pg_catalog.pg_attribute AS a
+            ON a.attrelid = p_tracked AND a.attnum = b.key::int2 AND NOT a.attisdropped
+         WHERE a.attname <> b.value ->> 0
+    LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_attribute AS e
+                    WHERE e.attrelid = v_config.event_table AND e.attname = v_rename.old_name
+                      AND e.attnum > 0 AND NOT e.attisdropped) THEN
+            IF EXISTS (SELECT FROM pg_catalog.pg_attribute AS e
+                        WHERE e.attrelid = v_config.event_table AND e.attname = v_rename.new_name
+                          AND e.attnum > 0 AND NOT e.attisdropped) THEN
+                RAISE EXCEPTION 'pghistory: cannot rename column % of % to %: its event table % already has a column %',
+                        quote_ident(v_rename.old_name), v_table, quote_ident(v_rename.new_name),
+                        v_config.event_table, quote_ident(v_rename.new_name)
+                    USING ERRCODE = 'duplicate_column',
+                          DETAIL = 'That column holds the history of an earlier column of the same name.',
+                          HINT = format('Rename the old history first: ALTER TABLE %s RENAME COLUMN %I TO <another name>.',
+                                        v_config.event_table, v_rename.new_name);
+            END IF;
+            EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', v_config.event_table,
+                           v_rename.old_name, v_rename.new_name);
+        END IF;
+        v_config.fields := array_replace(v_config.fields, v_rename.old_name, v_rename.new_name::text);
+        v_config.exclude := array_replace(v_config.exclude, v_rename.old_name, v_rename.new_name::text);
+        v_trackers := '{}';
+        FOREACH v_tracker IN ARRAY v_config.trackers LOOP
+            v_tracker.changed := array_replace(v_tracker.changed, v_rename.old_name, v_rename.new_name::text);
+            v_tracker.condition := pghistory._rename_in_condition(v_tracker.condition, v_rename.old_name,
+                                                                  v_rename.new_name);
+            v_trackers := v_trackers || v_tracker;
+        END LOOP;
+        v_config.trackers := v_trackers;
+    END LOOP;
+
+    -- dropped columns: names the configuration gives that the table no longer has
+    IF v_config.fields IS NOT NULL THEN
+        v_config.fields := ARRAY(SELECT f FROM unnest(v_config.fields) AS f
+                                  WHERE EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                                                 WHERE a.attrelid = p_tracked AND a.attname = f
+                                                   AND a.attnum > 0 AND NOT a.attisdropped));
+        IF v_config.fields = '{}' THEN
+            RAISE EXCEPTION 'pghistory: this change leaves no column to track in % (fields => %)',
+                    v_table, quote_literal(v_original.fields::text)
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = format('Untrack the table first (SELECT pghistory.untrack(%L)), '
+                                    'or track() it with other fields.', v_table);
+        END IF;
+    END IF;
+    v_config.exclude := nullif(ARRAY(SELECT x FROM unnest(v_config.exclude) AS x
+                                      WHERE EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                                                     WHERE a.attrelid = p_tracked AND a.attname = x
+                                                       AND a.attnum > 0 AND NOT a.attisdropped)), '{}');
+    v_trackers := '{}';
+    FOREACH v_tracker IN ARRAY v_config.trackers LOOP
+        IF v_tracker.changed IS NOT NULL THEN
+            v_tracker.changed := ARRAY(SELECT c FROM unnest(v_tracker.changed) AS c
+                                        WHERE EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                                                       WHERE a.attrelid = p_tracked AND a.attname = c
+                                                         AND a.attnum > 0 AND NOT a.attisdropped));
+            IF v_tracker.changed = '{}' THEN
+                RAISE EXCEPTION 'pghistory: tracker "%" of % fires when % changes, and this change drops it',
+                        v_tracker.label, v_table,
+                        array_to_string(ARRAY(SELECT quote_ident(c) FROM unnest(
+                            (SELECT t.changed FROM unnest(v_original.trackers) AS t
+                              WHERE t.label = v_tracker.label)) AS c), ', ')
+                    USING ERRCODE = 'dependent_objects_still_exist',
+                          HINT = 'Reconfigure the tracker first with pghistory.track(... trackers => ...), '
+                                 'watching other columns (or changed => NULL), then alter the table.';
+            END IF;
+        END IF;
+        v_trackers := v_trackers || v_tracker;
+    END LOOP;
+    v_config.trackers := v_trackers;
+
+    -- the configuration must still hold: columns to track, conditions that compile
+    PERFORM pghistory._tracked_columns(p_tracked, v_config.fields, v_config.exclude);
+    BEGIN
+        PERFORM pghistory._check_trackers(p_tracked, v_config.trackers);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT;
+        RAISE EXCEPTION '%', v_message
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = format('The condition is part of how %s is tracked, and this change breaks it.', v_table),
+                  HINT = 'Change the tracker first with pghistory.track(... trackers => ...), then alter the table.';
+    END;
+
+    IF v_config IS DISTINCT FROM v_original THEN
+        UPDATE pghistory.tracked AS t
+           SET fields = v_config.fields, exclude = v_config.exclude, trackers = v_config.trackers
+         WHERE t.tracked_table = p_tracked;
+    END IF;
+
+    -- the event table: new columns added, changed types converted
+    PERFORM pghistory._add_event_columns(v_config);
+    FOR v_column IN
+        SELECT c.column_name, c.column_type,
+               CASE WHEN a.attcollation <> e.attcollation AND a.attcollation <> 0
+                    THEN format(' COLLATE %I.%I', cn.nspname, co.collname) ELSE '' END AS collation
+          FROM pghistory._tracked_columns(p_tracked, v_config.fields, v_config.exclude) AS c
+          JOIN pg_catalog.pg_attribute AS a ON a.attrelid = p_tracked AND a.attname = c.column_name
+          JOIN pg_catalog.pg_attribute AS e ON e.attrelid = v_config.event_table AND e.attname = c.column_name
+                                           AND e.attnum > 0 AND NOT e.attisdropped
+          LEFT JOIN pg_catalog.pg_collation AS co ON co.oid = a.attcollation
+          LEFT JOIN pg_catalog.pg_namespace AS cn ON cn.oid = co.collnamespace
+         WHERE (a.atttypid, a.atttypmod) IS DISTINCT FROM (e.atttypid, e.atttypmod)
+            OR (a.attcollation <> e.attcollation AND a.attcollation <> 0)
+         ORDER BY a.attnum
+    LOOP
+        PERFORM pghistory._convert_event_column(v_config.event_table, v_column.column_name,
+                                                v_column.column_type, v_column.collation, p_tracked);
+    END LOOP;
+    -- pgh_obj_id follows the type of the primary key
+    SELECT k.column_name, k.column_type INTO v_key FROM pghistory._primary_key(p_tracked) AS k;
+    IF FOUND AND v_key.column_type IS DISTINCT FROM (
+            SELECT format_type(e.atttypid, e.atttypmod) FROM pg_catalog.pg_attribute AS e
+             WHERE e.attrelid = v_config.event_table AND e.attname = 'pgh_obj_id' AND NOT e.attisdropped) THEN
+        PERFORM pghistory._convert_event_column(v_config.event_table, 'pgh_obj_id', v_key.column_type, '',
+                                                p_tracked);
+    END IF;
+
+    -- Partitions that left the tree keep no trigger of the table.
+    PERFORM pghistory._drop_detached_triggers(p_tracked);
+    -- The trigger functions and triggers, regenerated when what they were
+    -- generated from changed (their comment says, see
+    -- _generation_signature()) and the table has its triggers. Not when
+    -- they are missing: pg_restore adds primary keys after restoring the
+    -- registry, while (in parallel) it restores the triggers, each the way
+    -- it was. And when partitions came or went, if the trigger functions
+    -- are there, triggers or not: a partitioned table tracked for TRUNCATE
+    -- alone has no trigger until it has a partition (pg_restore makes
+    -- partitions before it fills the registry, so never gets here then).
+    v_signature := (SELECT obj_description(f, 'pg_proc')
+                      FROM pghistory._tracker_functions(p_tracked) AS f LIMIT 1);
+    IF (p_partitions_changed AND v_signature IS NOT NULL)
+       OR (pghistory._generation_signature(p_tracked) IS DISTINCT FROM v_signature
+           AND EXISTS (SELECT FROM pghistory._table_tree(p_tracked) AS t
+                         JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
+                         JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
+                        WHERE p.pronamespace = 'pghistory'::regnamespace
+                          AND p.proname <> '_refuse_history_change')) THEN
+        PERFORM pghistory._generate_triggers(p_tracked);
+    END IF;
+END
+$$;
+
+-- Drops the triggers a tracked table's trigger functions still have on
+-- tables that are no longer its partitions (after DETACH PARTITION).
+CREATE OR REPLACE FUNCTION pghistory._drop_detached_triggers(p_tracked regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_trigger record;
+BEGIN
+    FOR v_trigger IN
+        SELECT g.tgname, g.tgrelid::regclass AS relation
+          FROM pg_catalog.pg_trigger AS g
+         WHERE g.tgfoid IN (
+                   -- the functions of the triggers on the table and its partitions
+                   SELECT r.tgfoid FROM pghistory._table_tree(p_tracked) AS t
+                     JOIN pg_catalog.pg_trigger AS r ON r.tgrelid = t.relid
+                     JOIN pg_catalog.pg_proc AS p ON p.oid = r.tgfoid
+                    WHERE p.pronamespace = 'pghistory'::regnamespace AND p.proname <> '_refuse_history_change'
+                   UNION
+                   -- and those named after its trackers (truncate may have no other trigger left)
+                   SELECT p.oid FROM pghistory.tracked AS c
+                    CROSS JOIN LATERAL unnest(c.trackers) AS k
+                     JOIN pg_catalog.pg_proc AS p
+                       ON p.pronamespace = 'pghistory'::regnamespace
+                      AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
+                    WHERE c.tracked_table = p_tracked)
+           AND NOT g.tgisinternal AND g.tgparentid = 0
+           AND g.tgrelid NOT IN (SELECT t.relid FROM pghistory._table_tree(p_tracked) AS t)
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.relation);
+    END LOOP;
+END
+$$;
+
+-- Refuses an event table that lost a column (of p_had, the columns it had
+-- before the command) its tracked table's events are written to: renamed
+-- or dropped by ALTER TABLE on the event table.
+CREATE OR REPLACE FUNCTION pghistory._check_event_table(p_config pghistory.tracked, p_had text[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT string_agg(quote_ident(c.name), ', ' ORDER BY c.ord) INTO v_missing
+      FROM unnest(ARRAY['pgh_id', 'pgh_created_at', 'pgh_label', 'pgh_obj_id']
+                  || CASE WHEN p_config.context IN ('fk', 'json') THEN ARRAY['pgh_context_id'] ELSE '{}' END
+                  || CASE WHEN p_config.context = 'json' THEN ARRAY['pgh_context'] ELSE '{}' END
+                  || ARRAY(SELECT t.column_name::text FROM pghistory._tracked_columns(
+                               p_config.tracked_table, p_config.fields, p_config.exclude) AS t))
+           WITH ORDINALITY AS c(name, ord)
+     WHERE c.name = ANY (p_had)
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                        WHERE a.attrelid = p_config.event_table AND a.attname = c.name
+                          AND a.attnum > 0 AND NOT a.attisdropped);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: % is the event table of %, whose events need its column %',
+                pghistory._qualified_name(p_config.event_table), pghistory._qualified_name(p_config.tracked_table),
+                v_missing
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Columns that receive history cannot be renamed or dropped while the table is tracked: '
+                         'stop tracking the column first (track() with fields or exclude), or untrack the table.';
+    END IF;
+END
+$$;
+
+-- Brings a tracked table in step with its columns after ALTER TABLE, what
+-- the event triggers do by themselves when they are installed (see
+-- pghistory.install_event_triggers()). Adds new columns to the event
+-- table, converts changed types, forgets dropped columns and regenerates
+-- the trigger functions. It cannot tell a renamed column from a dropped
+-- one and a new one: the old name keeps the history, the new name starts
+-- a column of its own. Refuses untracked tables and non-owners.
+CREATE OR REPLACE FUNCTION pghistory.refresh(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pghistory.tracked AS t WHERE t.tracked_table = refresh.tbl) THEN
+        RAISE EXCEPTION 'pghistory: % is not tracked', refresh.tbl
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT * FROM pghistory.tracking lists the tracked tables.';
+    END IF;
+    IF NOT pghistory._owns(refresh.tbl) THEN
+        RAISE EXCEPTION 'pghistory: only the owner of % can refresh its tracking', refresh.tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Run refresh() as the owner of the table or as a member of that role.';
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', refresh.tbl);
+    PERFORM set_config('pghistory._following_schema', 'on', true);
+    PERFORM pghistory._follow_schema_change(refresh.tbl, NULL, true);
+    PERFORM set_config('pghistory._following_schema', '', true);
+END
+$$;

@@ -1,0 +1,41 @@
+
+-- ---------------------------------------------------------------------------
+-- privileges.sql: every GRANT, REVOKE and row-level-security policy of the
+-- extension's own objects, in one place, so the security model can be
+-- audited here
+-- ---------------------------------------------------------------------------
+
+-- Every role may call pghistory's functions (set_context() above all);
+-- what they may read or change is decided by the grants on each table.
+GRANT USAGE ON SCHEMA pghistory TO PUBLIC;
+
+-- Everyone may see what is tracked; each role may register, change and
+-- remove only the tables it owns (track() and untrack() run as their
+-- caller and write here).
+ALTER TABLE pghistory.tracked ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS everyone_reads ON pghistory.tracked;
+CREATE POLICY everyone_reads ON pghistory.tracked FOR SELECT USING (true);
+DROP POLICY IF EXISTS owners_register ON pghistory.tracked;
+CREATE POLICY owners_register ON pghistory.tracked FOR INSERT WITH CHECK (pghistory._owns(tracked_table));
+DROP POLICY IF EXISTS owners_change ON pghistory.tracked;
+CREATE POLICY owners_change ON pghistory.tracked FOR UPDATE
+    USING (pghistory._owns(tracked_table)) WITH CHECK (pghistory._owns(tracked_table));
+DROP POLICY IF EXISTS owners_remove ON pghistory.tracked;
+CREATE POLICY owners_remove ON pghistory.tracked FOR DELETE USING (pghistory._owns(tracked_table));
+GRANT SELECT, INSERT, UPDATE, DELETE ON pghistory.tracked TO PUBLIC;
+
+-- Readers of history run the browsing functions with their own rights, so
+-- they must see which tables are tracked and how; the same facts are public
+-- in pg_trigger and pg_proc (the generated trigger functions) anyway.
+GRANT SELECT (tracked_table, event_table, trackers, fields, exclude) ON pghistory.tracked TO PUBLIC;
+GRANT SELECT ON pghistory.aggregate_events TO PUBLIC;
+
+-- The view reads through events(), which runs as the caller already; on
+-- PostgreSQL 15 and later say so on the view too.
+DO $$
+BEGIN
+    IF current_setting('server_version_num')::int >= 150000 THEN
+        ALTER VIEW pghistory.aggregate_events SET (security_invoker = true);
+    END IF;
+END
+$$;
