@@ -5,6 +5,7 @@ sys.path, as tests/run does, then ``import harness``).
 
     harness.majors_from_env()       # [14, 15, 16, 17, 18] or $PGH_MAJORS
     build = harness.prepare(15)     # find/fetch a PG 15 build, `make install` pghistory into it
+    harness.debian_packages("pgbouncer")  # None, or why a test must skip
     with harness.Server(build) as pg:
         pg.dsn("postgres"), pg.connect(), pg.psql("-c", "select 1"), pg.bin("pgbench")
 """
@@ -19,6 +20,7 @@ from .builds import (
     majors_from_env,
     prepare,
 )
+from .packages import debian_packages
 from .servers import Server, ServerError, reap_orphans, stop_on_sigterm
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Server",
     "ServerError",
     "cache_dir",
+    "debian_packages",
     "find_build",
     "install_extension",
     "majors_from_env",
