@@ -22,8 +22,9 @@ context managers).
 from __future__ import annotations
 
 from . import errors
-from ._api import ObjId, create_event, events, install, revert, track, untrack
+from ._api import ObjId, create_event, events, revert, track, untrack
 from ._context import AsyncContext, Context, context
+from ._install import install
 from ._ignore import AsyncIgnore, Ignore, ignore, reset
 from ._metadata import MAX_METADATA_BYTES
 from ._names import TableName

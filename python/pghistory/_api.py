@@ -1,5 +1,5 @@
-"""The wrappers of the SQL API: install, track, untrack, create_event,
-events, revert.
+"""The wrappers of the SQL API: track, untrack, create_event, events,
+revert (install is in `._install`).
 
 Each is one function for both connection kinds: it returns its result for a
 `psycopg.Connection` and an awaitable for a `psycopg.AsyncConnection`
@@ -21,13 +21,11 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from psycopg.pq import TransactionStatus
 
 from ._names import TableName, quoted
 from ._ops import Execute, Gen, Rollback, Row, run_any
 from ._rows import EVENT_COLUMNS, Event
 from ._trackers import Tracker, trackers_sql
-from .errors import ExtensionNotAvailable
 
 AnyConn = Union[psycopg.Connection[Any], psycopg.AsyncConnection[Any]]
 
@@ -66,46 +64,6 @@ _PARAM = sql.Placeholder()
 
 def _typed(type_: str) -> sql.Composable:
     return sql.SQL("{}::{}").format(_PARAM, sql.SQL(type_))
-
-
-# -- install -----------------------------------------------------------------
-
-
-def _install_gen(conn: AnyConn) -> Gen[str]:
-    own_transaction = conn.info.transaction_status == TransactionStatus.IDLE and not conn.autocommit
-    try:
-        yield Execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS pghistory"))
-    except psycopg.Error as ex:
-        text = f"{ex.diag.message_primary or ''} {ex.diag.message_detail or ''}"
-        if own_transaction:
-            yield Rollback()
-        if ex.sqlstate in ("58P01", "0A000") and ("control file" in text or "not available" in text):
-            raise ExtensionNotAvailable(
-                "the pghistory extension is not installed on this PostgreSQL server: "
-                "install its files on the database host (`make install` in a pghistory "
-                "checkout, with PG_CONFIG pointing at that server's pg_config, or "
-                "`pgxn install pghistory`), then call pghistory.install() again "
-                f"(server said: {ex.diag.message_primary})"
-            ) from ex
-        raise
-    version: str = yield from _scalar(
-        Execute(sql.SQL("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pghistory'"))
-    )
-    return version
-
-
-@overload
-def install(conn: psycopg.Connection[Any]) -> str: ...
-@overload
-def install(conn: psycopg.AsyncConnection[Any]) -> Coroutine[Any, Any, str]: ...
-def install(conn: AnyConn) -> str | Coroutine[Any, Any, str]:
-    """``CREATE EXTENSION IF NOT EXISTS pghistory``; return the installed version.
-
-    Raises `pghistory.errors.ExtensionNotAvailable` when the server has no
-    pghistory extension files (they are installed with ``make install`` on
-    the database host).
-    """
-    return run_any(conn, _install_gen(conn))
 
 
 # -- track / untrack ---------------------------------------------------------

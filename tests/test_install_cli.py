@@ -1,0 +1,68 @@
+"""The ``pghistory`` console script: ``pghistory install`` / ``pghistory status``,
+where the DSN comes from, and errors as one line on stderr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pghistory as pgh
+
+#: The console script pip put beside this interpreter (`pip install -e .`).
+SCRIPT = Path(sys.executable).with_name("pghistory")
+
+
+def pghistory(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    if not SCRIPT.exists():
+        pytest.skip(f"no console script at {SCRIPT}: the distribution is not installed (tests/run does `pip install -e .`)")
+    return subprocess.run([str(SCRIPT), *args], env=env, text=True, capture_output=True, timeout=120)
+
+
+def extversion(pg, dbname: str) -> list[tuple]:
+    with pg.connect(dbname) as c:
+        return c.execute("SELECT extversion FROM pg_extension WHERE extname = 'pghistory'").fetchall()
+
+
+def test_install_takes_the_dsn_from_the_option(pg, empty_db):
+    env = pg.env()
+    env.pop("DATABASE_URL", None)
+    done = pghistory("install", "--dsn", pg.dsn(empty_db), env=env)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"pghistory {pgh.__version__} installed\n", "")
+    assert extversion(pg, empty_db) == [(pgh.__version__,)]
+
+
+def test_install_takes_the_dsn_from_database_url_before_the_libpq_environment(pg, empty_db):
+    env = {**pg.env(dbname="postgres"), "DATABASE_URL": pg.url(empty_db)}
+    done = pghistory("install", env=env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert extversion(pg, empty_db) == [(pgh.__version__,)]
+    assert extversion(pg, "postgres") == []
+
+
+def test_install_takes_the_database_from_the_libpq_environment(pg, empty_db):
+    env = pg.env(dbname=empty_db)
+    env.pop("DATABASE_URL", None)
+    done = pghistory("install", env=env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert extversion(pg, empty_db) == [(pgh.__version__,)]
+
+
+def test_a_server_error_is_one_line_on_stderr(pg, empty_db):
+    env = pg.env()
+    env.pop("DATABASE_URL", None)
+    done = pghistory("install", "--dsn", pg.dsn(empty_db, user="pgh_no_such_role"), env=env)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("pghistory: error: ")
+    assert 'role "pgh_no_such_role" does not exist' in done.stderr
+
+
+def test_an_unknown_method_is_a_usage_error(pg):
+    done = pghistory("install", "--method", "ftp", env=pg.env())
+    assert done.returncode == 2
+    assert "argument --method: invalid choice: 'ftp'" in done.stderr
+    assert "Traceback" not in done.stderr
