@@ -149,12 +149,12 @@ def test_async_wrappers(conn, dsn):
     async def main() -> Any:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
             assert await pgh.install(aconn) == pgh.__version__
-            assert await pgh.track(aconn, "orders", trackers=[pgh.InsertEvent(), pgh.ManualEvent("seen")]) == "orders_event"
+            assert await pgh.aio.track(aconn, "orders", trackers=[pgh.InsertEvent(), pgh.ManualEvent("seen")]) == "orders_event"
             await aconn.execute("INSERT INTO orders VALUES (1, 'new')")
             async with pgh.context(aconn, user="alice") as ctx:
-                pgh_id = await pgh.create_event(aconn, "orders", 1, "seen")
-            assert await pgh.untrack(aconn, "orders") is None
-            await pgh.reset(aconn)
+                pgh_id = await pgh.aio.create_event(aconn, "orders", 1, "seen")
+            assert await pgh.aio.untrack(aconn, "orders") is None
+            await pgh.aio.reset(aconn)
             return ctx.id, pgh_id
 
     ctx_id, pgh_id = asyncio.run(main())
@@ -166,19 +166,13 @@ def test_async_wrappers(conn, dsn):
 
 
 def test_async_events_and_revert(conn, dsn, orders):
-    have = conn.execute(
-        "SELECT count(*) FROM pg_proc WHERE proname IN ('events', 'revert')"
-        " AND pronamespace = 'pghistory'::regnamespace"
-    ).fetchone()
-    if have != (2,):
-        pytest.skip("pghistory.events()/revert() are not in this build of the extension yet")
     conn.execute("INSERT INTO orders VALUES (1, 'new')")
     conn.execute("UPDATE orders SET status = 'paid'")
 
     async def main() -> list[pgh.Event]:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
-            evs = await pgh.events(aconn, "orders", obj_id=1)
-            await pgh.revert(aconn, "orders_event", evs[0].pgh_id)
+            evs = await pgh.aio.events(aconn, "orders", obj_id=1)
+            await pgh.aio.revert(aconn, "orders_event", evs[0].pgh_id)
             return evs
 
     evs = asyncio.run(main())
@@ -194,7 +188,7 @@ def test_async_pool_with_reset_hands_back_clean_connections(conn, dsn, orders):
 
     async def main() -> Any:
         async with psycopg_pool.AsyncConnectionPool(
-            dsn, min_size=1, max_size=1, reset=pgh.reset, open=False
+            dsn, min_size=1, max_size=1, reset=pgh.aio.reset, open=False
         ) as pool:
             with pytest.raises(ValueError):
                 async with pool.connection() as aconn:

@@ -1,5 +1,7 @@
-"""The package is typed: ``mypy --strict`` passes on it, and its overloads
-give callers the right types on both connection kinds. Runs once, not per
+"""The package is typed: ``mypy --strict`` passes on it, and callers get
+exact types on both connection kinds: ``pghistory.x`` takes a Connection and
+returns the result, ``pghistory.aio.x`` takes an AsyncConnection and returns
+a coroutine, so a wrong connection or a forgotten ``await`` is a type error. Runs once, not per
 PostgreSQL major (it needs no server)."""
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def sync(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         pass
     events: list[pgh.Event] = pgh.events(conn, "orders", obj_id=1, labels=["update"], context_id=ident)
     label: str = events[0].pgh_label
-    reverted: int = pgh.revert(conn, "orders_event", pgh_id)
+    page: list[pgh.Event] = pgh.events(conn, order="desc", limit=10, before=events[-1], after=events[0])
+    reverted: int | None = pgh.revert(conn, "orders_event", pgh_id)
     nothing: None = pgh.untrack(conn, "orders", drop_events=True)
     pgh.reset(conn)
     pool = psycopg_pool.ConnectionPool("", reset=pgh.reset, open=False)
@@ -47,18 +50,19 @@ def sync(conn: psycopg.Connection[tuple[object, ...]]) -> None:
 
 async def asynchronous(aconn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
     version: str = await pgh.install(aconn)
-    table: str = await pgh.track(aconn, "orders")
+    table: str = await pgh.aio.track(aconn, "orders", trackers=[pgh.InsertEvent()], context="json")
     async with pgh.context(aconn, user="alice") as ctx:
         ident: uuid.UUID | None = ctx.id
         await pgh.context(aconn, reason="x")
-        pgh_id: int = await pgh.create_event(aconn, "orders", 1, "seen")
+        pgh_id: int = await pgh.aio.create_event(aconn, "orders", 1, "seen")
     async with pgh.ignore(aconn):
         pass
-    events: list[pgh.Event] = await pgh.events(aconn)
-    reverted: int = await pgh.revert(aconn, "orders_event", pgh_id)
-    await pgh.untrack(aconn, "orders")
-    await pgh.reset(aconn)
-    pool = psycopg_pool.AsyncConnectionPool("", reset=pgh.reset, open=False)
+    events: list[pgh.Event] = await pgh.aio.events(aconn)
+    page: list[pgh.Event] = await pgh.aio.events(aconn, "orders", order="desc", limit=10, before=events[-1])
+    reverted: int | None = await pgh.aio.revert(aconn, "orders_event", pgh_id)
+    await pgh.aio.untrack(aconn, "orders")
+    await pgh.aio.reset(aconn)
+    pool = psycopg_pool.AsyncConnectionPool("", reset=pgh.aio.reset, open=False)
 '''
 
 MISUSE = '''
@@ -66,10 +70,14 @@ import psycopg
 import pghistory as pgh
 
 
-def wrong(conn: psycopg.Connection[tuple[object, ...]], aconn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+async def wrong(conn: psycopg.Connection[tuple[object, ...]], aconn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
     pgh.track(conn, "orders", context="sideways")
     n: int = pgh.track(conn, "orders")
     s: str = pgh.track(aconn, "orders")
+    pgh.aio.track(aconn, "orders")
+    t: str = pgh.aio.track(aconn, "orders")
+    r: int = pgh.revert(conn, "orders_event", 1)
+    pgh.events(conn, order="newest")
     pgh.UpdateEvent(snapshot="middle")
 '''
 
@@ -96,8 +104,18 @@ def test_callers_get_precise_types_on_both_connection_kinds(tmp_path):
     bad = mypy(str(tmp_path / "misuse.py"))
     lines = [line.split(": error: ")[1] for line in bad.stdout.splitlines() if ": error: " in line]
     assert bad.returncode == 1
-    assert len(lines) == 4, bad.stdout
-    assert 'No overload variant of "track" matches argument types' in lines[0]  # context="sideways"
-    assert 'Incompatible types in assignment (expression has type "str", variable has type "int")' in lines[1]
-    assert 'expression has type "Coroutine[Any, Any, str]", variable has type "str"' in lines[2]
-    assert 'Argument "snapshot" to "UpdateEvent" has incompatible type' in lines[3]
+    assert lines == [
+        'Argument "context" has incompatible type "Literal[\'sideways\']"; '
+        'expected "Literal[\'fk\', \'json\', \'none\'] | None"  [arg-type]',
+        'Incompatible types in assignment (expression has type "str", variable has type "int")  [assignment]',
+        'Argument 1 has incompatible type "AsyncConnection[tuple[object, ...]]"; '
+        'expected "Connection[Any]"  [arg-type]',
+        'Value of type "Coroutine[Any, Any, str]" must be used  [unused-coroutine]',
+        'Incompatible types in assignment (expression has type "Coroutine[Any, Any, str]", '
+        'variable has type "str")  [assignment]',
+        'Incompatible types in assignment (expression has type "int | None", variable has type "int")  [assignment]',
+        'Argument "order" has incompatible type "Literal[\'newest\']"; '
+        'expected "Literal[\'asc\', \'desc\']"  [arg-type]',
+        'Argument "snapshot" to "UpdateEvent" has incompatible type "Literal[\'middle\']"; '
+        'expected "Literal[\'new\', \'old\']"  [arg-type]',
+    ], bad.stdout

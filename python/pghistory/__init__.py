@@ -14,22 +14,26 @@ A thin binding of the pghistory extension on psycopg 3::
 
 All logic lives in the database: this package calls the extension's SQL
 functions and sets the settings its triggers read; it never writes trigger
-SQL. Every function takes a `psycopg.Connection` or a
-`psycopg.AsyncConnection`; with the latter, await it (``async with`` for the
-context managers).
+SQL. The functions take a `psycopg.Connection`; their twins for a
+`psycopg.AsyncConnection` are in `pghistory.aio` (``await
+pghistory.aio.track(aconn, "orders")``). ``context()`` and ``ignore()`` take
+either kind (``async with`` for an `AsyncConnection`).
 """
 
 from __future__ import annotations
 
-from . import errors
-from ._api import ObjId, create_event, events, revert, track, untrack
+from . import aio, errors
+from ._browsing import events, revert
+from ._calls import ObjId
 from ._context import AsyncContext, Context, context
+from ._ignore import AsyncIgnore, Ignore, ignore
 from ._install import install
-from ._ignore import AsyncIgnore, Ignore, ignore, reset
 from ._metadata import MAX_METADATA_BYTES
 from ._names import TableName
+from ._reset import reset
 from ._rows import Event
 from ._trackers import DeleteEvent, InsertEvent, ManualEvent, Tracker, TruncateEvent, UpdateEvent
+from ._tracking import create_event, track, untrack
 from .errors import ContextError, ExtensionNotAvailable
 
 #: The package's version: the version of the extension it is made for.
@@ -52,6 +56,7 @@ __all__ = [
     "Tracker",
     "TruncateEvent",
     "UpdateEvent",
+    "aio",
     "context",
     "create_event",
     "errors",

@@ -14,26 +14,22 @@ use them. The transactional rules are those of `._settings`.
 
 from __future__ import annotations
 
-import logging
 import threading
 import warnings
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, overload
 from uuid import UUID, uuid4
 from weakref import WeakKeyDictionary
 
 import psycopg
 
+from ._blocks import ConnT, exit_failed
 from ._metadata import check_metadata, dump_metadata
 from ._ops import Execute, Gen, arun, check_connection_message, run
 from ._settings import CONTEXT_ID, CONTEXT_METADATA, Scope, apply, finish, set_config
 from .errors import ContextError
-
-logger = logging.getLogger("pghistory")
-
-ConnT = TypeVar("ConnT", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
 
 
 @dataclass
@@ -147,15 +143,6 @@ class BaseContext(Generic[ConnT]):
             return
         registry.remove(self._conn, active)
         yield from finish(self._conn, _clear, active.scope, raised=raised)
-
-
-def exit_failed(what: str, exc: BaseException | None) -> bool:
-    """After cleanup failed: True to swallow that failure (the block's own
-    exception is already on its way and matters more), after logging it."""
-    if exc is None:
-        return False
-    logger.warning("could not %s after %r", what, exc, exc_info=True)
-    return True
 
 
 class Context(BaseContext[psycopg.Connection[Any]]):

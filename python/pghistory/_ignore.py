@@ -1,26 +1,22 @@
-"""`pghistory.ignore()` (record nothing for a block) and `pghistory.reset()`.
+"""`pghistory.ignore()`: record nothing for a block.
 
-`ignore` sets ``pghistory.enabled = off`` for the block and puts back the
+It sets ``pghistory.enabled = off`` for the block and puts back the
 value it found; it follows the same transactional rules as a context (see
 `._settings`), so neither a rollback inside the block nor one after it can
-leave history switched off.
-
-`reset` is for connection pools: it clears everything pghistory may have set
-on a connection, and forgets the connection's bookkeeping.
+leave history switched off. Its logic is `BaseIgnore`; `Ignore` and
+`AsyncIgnore` only add the ``with`` and ``async with`` adapters of `._blocks`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from types import TracebackType
 from typing import Any, Generic, overload
 
 import psycopg
 from psycopg import sql
 
-from ._context import ConnT, exit_failed, registry
-from ._ops import Execute, Gen, arun, check_connection_message, run, run_any
-from ._settings import CONTEXT_ID, CONTEXT_METADATA, ENABLED, NOW, Scope, apply, finish, set_config
+from ._blocks import AsyncBlock, ConnT, SyncBlock
+from ._ops import Execute, Gen, check_connection_message
+from ._settings import ENABLED, NOW, Scope, apply, finish, set_config
 from .errors import ContextError
 
 _SWITCH_OFF = sql.SQL(
@@ -56,44 +52,16 @@ class BaseIgnore(Generic[ConnT]):
         yield from finish(self._conn, restore, self._scope, raised=raised)
 
 
-class Ignore(BaseIgnore[psycopg.Connection[Any]]):
+class Ignore(BaseIgnore[psycopg.Connection[Any]], SyncBlock):
     """``with pghistory.ignore(conn):`` on a `psycopg.Connection`."""
 
-    def __enter__(self) -> Ignore:
-        run(self._conn, self._enter_gen())
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            run(self._conn, self._exit_gen(exc is not None))
-        except psycopg.Error:
-            if not exit_failed("restore pghistory.enabled", exc):
-                raise
+    _exit_what = "restore pghistory.enabled"
 
 
-class AsyncIgnore(BaseIgnore[psycopg.AsyncConnection[Any]]):
+class AsyncIgnore(BaseIgnore[psycopg.AsyncConnection[Any]], AsyncBlock):
     """``async with pghistory.ignore(aconn):`` on a `psycopg.AsyncConnection`."""
 
-    async def __aenter__(self) -> AsyncIgnore:
-        await arun(self._conn, self._enter_gen())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            await arun(self._conn, self._exit_gen(exc is not None))
-        except psycopg.Error:
-            if not exit_failed("restore pghistory.enabled", exc):
-                raise
+    _exit_what = "restore pghistory.enabled"
 
 
 @overload
@@ -116,39 +84,3 @@ def ignore(
     if isinstance(conn, psycopg.Connection):
         return Ignore(conn, local)
     raise TypeError(check_connection_message(conn))
-
-
-_RESET = Execute(
-    sql.SQL(
-        "RESET pghistory.enabled;"
-        " SELECT pg_catalog.set_config({}, '', false), pg_catalog.set_config({}, '', false), {}"
-    ).format(sql.Literal(CONTEXT_ID), sql.Literal(CONTEXT_METADATA), NOW)
-)
-
-
-def _reset_gen(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> Gen[None]:
-    registry.remove(conn)
-    yield from finish(conn, lambda is_local: _RESET, Scope(local=False), raised=False)
-
-
-@overload
-def reset(conn: psycopg.Connection[Any]) -> None: ...
-@overload
-def reset(conn: psycopg.AsyncConnection[Any]) -> Coroutine[Any, Any, None]: ...
-def reset(
-    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
-) -> None | Coroutine[Any, Any, None]:
-    """Clear every pghistory setting on *conn* and forget its bookkeeping.
-
-    Clears the context settings and resets ``pghistory.enabled`` to the
-    session default, for the session (committed on its own when the
-    connection is idle; an aborted transaction is rolled back first). Meant as
-    a connection pool's reset callback, so that no connection goes back into
-    the pool carrying a context, whatever the code that borrowed it did::
-
-        pool = psycopg_pool.ConnectionPool(dsn, reset=pghistory.reset)
-        apool = psycopg_pool.AsyncConnectionPool(dsn, reset=pghistory.reset)
-
-    Returns an awaitable for an `psycopg.AsyncConnection`.
-    """
-    return run_any(conn, _reset_gen(conn))

@@ -8,20 +8,31 @@ such a generator: `run()` on a `psycopg.Connection` and `arun()` on a
 `Connection` and `AsyncConnection` (its ``*_gen`` generators), and it is why
 the sync and async halves of pghistory cannot drift apart.
 
-`run_any()` picks the driver from the connection's type, so a public function
-returns its result for a `Connection` and an awaitable for an
-`AsyncConnection`.
+Each public operation is one core function ``<name>_gen(conn, ...)``;
+`sync_twin()` makes ``pghistory.<name>`` of it (a `Connection` in, the
+result out) and `async_twin()` ``pghistory.aio.<name>`` (an ``async def``
+taking an `AsyncConnection`). Neither twin holds logic, and each refuses the
+other connection kind with a `TypeError` naming the right twin, so a
+forgotten ``await`` or a wrong connection fails at once, in mypy and at run
+time. (`run_any()`, which picks the driver from the connection's type, is
+left for `pghistory.install()` alone.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Generator, Sequence
+import functools
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
+
+if TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
 
 T = TypeVar("T")
 
@@ -98,6 +109,52 @@ def run_any(conn: object, gen: Gen[T]) -> T | Coroutine[Any, Any, T]:
         return run(conn, gen)
     gen.close()
     raise TypeError(check_connection_message(conn))
+
+
+def sync_twin(
+    core: Callable[Concatenate[psycopg.Connection[Any], P], Gen[T]],
+) -> Callable[Concatenate[psycopg.Connection[Any], P], T]:
+    """``pghistory.<name>``: run *core* (``<name>_gen``) on a `psycopg.Connection`."""
+    name = core.__name__.removesuffix("_gen")
+
+    def twin(conn: psycopg.Connection[Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if not isinstance(conn, psycopg.Connection):
+            raise TypeError(_wrong_kind(conn, f"pghistory.{name}()", f"await pghistory.aio.{name}()"))
+        return run(conn, core(conn, *args, **kwargs))
+
+    return _named(twin, core, "pghistory", name)
+
+
+def async_twin(
+    core: Callable[Concatenate[psycopg.AsyncConnection[Any], P], Gen[T]],
+) -> Callable[Concatenate[psycopg.AsyncConnection[Any], P], Coroutine[Any, Any, T]]:
+    """``pghistory.aio.<name>``: run *core* (``<name>_gen``) on a `psycopg.AsyncConnection`."""
+    name = core.__name__.removesuffix("_gen")
+
+    async def twin(conn: psycopg.AsyncConnection[Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if not isinstance(conn, psycopg.AsyncConnection):
+            raise TypeError(_wrong_kind(conn, f"pghistory.aio.{name}()", f"pghistory.{name}()"))
+        return await arun(conn, core(conn, *args, **kwargs))
+
+    return _named(twin, core, "pghistory.aio", name)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _named(twin: F, core: Callable[..., Any], module: str, name: str) -> F:
+    functools.update_wrapper(twin, core)  # the core's docstring and signature
+    twin.__module__, twin.__name__, twin.__qualname__ = module, name, name
+    return twin
+
+
+def _wrong_kind(conn: object, function: str, twin: str) -> str:
+    """The message for *conn* given to *function*, whose *twin* takes it."""
+    if isinstance(conn, psycopg.AsyncConnection):
+        return f"{function} takes a psycopg.Connection; for an AsyncConnection, use {twin}"
+    if isinstance(conn, psycopg.Connection):
+        return f"{function} takes a psycopg.AsyncConnection; for a Connection, use {twin}"
+    return check_connection_message(conn)
 
 
 def check_connection_message(conn: object) -> str:
