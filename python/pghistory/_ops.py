@@ -68,9 +68,6 @@ Step = Union[Execute, Commit, Rollback]
 #: An operation: yields steps, is sent each step's result, returns a T.
 Gen = Generator[Step, Any, T]
 
-AnyConnection = Union["psycopg.Connection[Any]", "psycopg.AsyncConnection[Any]"]
-
-
 def run(conn: psycopg.Connection[Any], gen: Gen[T]) -> T:
     """Drive *gen* on a sync connection and return its result."""
     try:

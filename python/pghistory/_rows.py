@@ -12,10 +12,19 @@ from uuid import UUID
 class Event:
     """One event, as ``pghistory.events()`` and ``pghistory.aggregate_events`` show it.
 
-    Attributes mirror the SQL columns: ``pgh_data`` is the snapshot of the
-    tracked row, ``pgh_diff`` maps each column that changed since the
-    object's previous event to ``[old, new]`` (``None`` for its first event),
-    ``pgh_context`` is the context's metadata (``None`` without a context).
+    Attributes mirror the SQL columns (README, "Browsing history").
+    ``pgh_data`` is the tracked row as the event recorded it: after the
+    change for inserts, updates and manual events, before it for
+    ``snapshot="old"`` updates, deletes and truncates. ``pgh_diff`` is the
+    change the event stands for, ``{column: [before, after]}`` for each
+    column whose value differs (extension/diffs.sql): ``None`` for an
+    insert; for an update or manual event, from the object's previous event
+    to this one (``None`` when there is none, or it was a delete or
+    truncate); for an old-snapshot update, from this event to the object's
+    next one (``None`` until there is one); ``{}`` for a delete or truncate.
+    Numbers in both are `int` or, with a fraction or an exponent,
+    `decimal.Decimal` exactly as stored. ``pgh_context`` is the context's
+    metadata (``None`` without a context).
     """
 
     pgh_slug: str
