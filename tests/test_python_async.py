@@ -1,7 +1,8 @@
 """The binding on psycopg.AsyncConnection: ``async with pgh.context(...)``,
-``await pgh.context(...)``, ``async with pgh.ignore(...)`` and the awaitable
-wrappers. Each test runs its coroutine with asyncio.run (no plugin needed);
-``conn`` (sync, autocommit) observes."""
+``await pgh.context(...)``, ``async with pgh.ignore(...)``, pools with
+``reset=pgh.aio.reset``. (The wrappers' tests run on both connection kinds:
+see python_twins and test_python_wrappers.py.) Each test runs its coroutine
+with asyncio.run (no plugin needed); ``conn`` (sync, autocommit) observes."""
 
 from __future__ import annotations
 
@@ -143,44 +144,13 @@ def test_async_local_context_and_ignore(conn, dsn, orders):
     assert history(conn) == [("insert", 1, "new", ctx_id), ("insert", 3, "recorded", ctx_id)]
 
 
-def test_async_wrappers(conn, dsn):
-    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
-
-    async def main() -> Any:
+def test_async_install_is_awaited(conn, dsn):
+    # the other wrappers run on both connection kinds in test_python_wrappers.py
+    async def main() -> str:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
-            assert await pgh.install(aconn) == pgh.__version__
-            assert await pgh.aio.track(aconn, "orders", trackers=[pgh.InsertEvent(), pgh.ManualEvent("seen")]) == "orders_event"
-            await aconn.execute("INSERT INTO orders VALUES (1, 'new')")
-            async with pgh.context(aconn, user="alice") as ctx:
-                pgh_id = await pgh.aio.create_event(aconn, "orders", 1, "seen")
-            assert await pgh.aio.untrack(aconn, "orders") is None
-            await pgh.aio.reset(aconn)
-            return ctx.id, pgh_id
+            return await pgh.install(aconn)
 
-    ctx_id, pgh_id = asyncio.run(main())
-    assert conn.execute("SELECT pgh_id, pgh_label, pgh_context_id FROM orders_event ORDER BY pgh_id").fetchall() == [
-        (pgh_id - 1, "insert", None),
-        (pgh_id, "seen", ctx_id),
-    ]
-    assert conn.execute("SELECT count(*) FROM pghistory.tracking").fetchone() == (0,)
-
-
-def test_async_events_and_revert(conn, dsn, orders):
-    conn.execute("INSERT INTO orders VALUES (1, 'new')")
-    conn.execute("UPDATE orders SET status = 'paid'")
-
-    async def main() -> list[pgh.Event]:
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
-            evs = await pgh.aio.events(aconn, "orders", obj_id=1)
-            await pgh.aio.revert(aconn, "orders_event", evs[0].pgh_id)
-            return evs
-
-    evs = asyncio.run(main())
-    assert [(ev.pgh_label, ev.pgh_data) for ev in evs] == [
-        ("insert", {"id": 1, "status": "new"}),
-        ("update", {"id": 1, "status": "paid"}),
-    ]
-    assert conn.execute("SELECT status FROM orders").fetchall() == [("new",)]
+    assert asyncio.run(main()) == pgh.__version__
 
 
 def test_async_pool_with_reset_hands_back_clean_connections(conn, dsn, orders):

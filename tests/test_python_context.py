@@ -1,7 +1,9 @@
 """pghistory.context(): one context per outermost block, on every kind of
 connection and transaction pattern, never leaking past the block.
 
-The connection under test is ``subject``; ``conn`` (autocommit) observes.
+The connection under test is ``subject`` or ``twin``; ``conn`` (autocommit)
+observes. Tests taking a twin run on both connection kinds (see python_twins):
+``with`` on a Connection, ``async with`` on an AsyncConnection.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from psycopg.pq import TransactionStatus
 
 import pghistory as pgh
 from python_helpers import contexts, history, make_orders, settings
+from python_twins import twin, twin_connect  # noqa: F401 (fixtures)
 
 IDLE = TransactionStatus.IDLE
 CLEARED = ("", "")
@@ -25,13 +28,13 @@ def orders(conn: psycopg.Connection[Any]) -> None:
     make_orders(conn)
 
 
-def test_one_context_id_for_the_whole_block(conn, orders):
-    with pgh.context(conn, user="alice", url="/checkout") as ctx:
-        assert settings(conn) == (str(ctx.id), '{"user":"alice","url":"/checkout"}')
-        conn.execute("INSERT INTO orders VALUES (1, 'new'), (2, 'new')")
-        conn.execute("UPDATE orders SET status = 'paid' WHERE id = 1")
-        conn.execute("DELETE FROM orders WHERE id = 2")
-    conn.execute("UPDATE orders SET status = 'shipped' WHERE id = 1")
+def test_one_context_id_for_the_whole_block(conn, twin, orders):
+    with twin.context(user="alice", url="/checkout") as ctx:
+        assert twin.settings() == (str(ctx.id), '{"user":"alice","url":"/checkout"}')
+        twin.execute("INSERT INTO orders VALUES (1, 'new'), (2, 'new')")
+        twin.execute("UPDATE orders SET status = 'paid' WHERE id = 1")
+        twin.execute("DELETE FROM orders WHERE id = 2")
+    twin.execute("UPDATE orders SET status = 'shipped' WHERE id = 1")
 
     assert history(conn) == [
         ("insert", 1, "new", ctx.id),
@@ -41,146 +44,146 @@ def test_one_context_id_for_the_whole_block(conn, orders):
         ("update", 1, "shipped", None),
     ]
     assert contexts(conn) == {ctx.id: {"user": "alice", "url": "/checkout"}}
-    assert settings(conn) == CLEARED
+    assert twin.settings() == CLEARED
 
 
-def test_each_outermost_block_is_a_new_context(conn, orders):
-    with pgh.context(conn, user="alice") as first:
-        conn.execute("INSERT INTO orders VALUES (1, 'new')")
-    with pgh.context(conn, user="bob") as second:
-        conn.execute("INSERT INTO orders VALUES (2, 'new')")
+def test_each_outermost_block_is_a_new_context(conn, twin, orders):
+    with twin.context(user="alice") as first:
+        twin.execute("INSERT INTO orders VALUES (1, 'new')")
+    with twin.context(user="bob") as second:
+        twin.execute("INSERT INTO orders VALUES (2, 'new')")
     assert first.id != second.id
     assert [row[3] for row in history(conn)] == [first.id, second.id]
     assert contexts(conn) == {first.id: {"user": "alice"}, second.id: {"user": "bob"}}
 
 
-def test_nested_blocks_merge_metadata_and_keep_it_until_the_outermost_ends(conn, orders):
-    with pgh.context(conn, user="alice", step=1) as outer:
-        conn.execute("INSERT INTO orders VALUES (1, 'new')")
-        with pgh.context(conn, step=2, reason="refund") as inner:
+def test_nested_blocks_merge_metadata_and_keep_it_until_the_outermost_ends(conn, twin, orders):
+    with twin.context(user="alice", step=1) as outer:
+        twin.execute("INSERT INTO orders VALUES (1, 'new')")
+        with twin.context(step=2, reason="refund") as inner:
             assert inner.id == outer.id
-            assert settings(conn) == (str(outer.id), '{"user":"alice","step":2,"reason":"refund"}')
-            conn.execute("UPDATE orders SET status = 'refunded'")
+            assert twin.settings() == (str(outer.id), '{"user":"alice","step":2,"reason":"refund"}')
+            twin.execute("UPDATE orders SET status = 'refunded'")
         # as in django-pghistory: merged keys stay until the outermost block ends
-        assert settings(conn) == (str(outer.id), '{"user":"alice","step":2,"reason":"refund"}')
+        assert twin.settings() == (str(outer.id), '{"user":"alice","step":2,"reason":"refund"}')
         assert outer.metadata == {"user": "alice", "step": 2, "reason": "refund"}
-        conn.execute("DELETE FROM orders")
-    assert settings(conn) == CLEARED
+        twin.execute("DELETE FROM orders")
+    assert twin.settings() == CLEARED
     assert [row[3] for row in history(conn)] == [outer.id] * 3
     assert contexts(conn) == {outer.id: {"user": "alice", "step": 2, "reason": "refund"}}
 
 
-def test_call_form_merges_into_the_active_context(conn, orders):
-    with pgh.context(conn, user="alice") as ctx:
-        pgh.context(conn, order=1, user="alice@example.com")
-        assert settings(conn) == (str(ctx.id), '{"user":"alice@example.com","order":1}')
-        conn.execute("INSERT INTO orders VALUES (1, 'new')")
+def test_call_form_merges_into_the_active_context(conn, twin, orders):
+    with twin.context(user="alice") as ctx:
+        twin.context_call(order=1, user="alice@example.com")
+        assert twin.settings() == (str(ctx.id), '{"user":"alice@example.com","order":1}')
+        twin.execute("INSERT INTO orders VALUES (1, 'new')")
     assert history(conn) == [("insert", 1, "new", ctx.id)]
     assert contexts(conn) == {ctx.id: {"user": "alice@example.com", "order": 1}}
-    assert settings(conn) == CLEARED
+    assert twin.settings() == CLEARED
 
 
-def test_call_form_outside_a_context_does_nothing(conn, orders):
-    call = pgh.context(conn, user="alice")
+def test_call_form_outside_a_context_does_nothing(conn, twin, orders):
+    call = twin.context_call(user="alice")
     assert call.id is None
-    assert settings(conn) == (None, None)  # nothing was sent
-    conn.execute("INSERT INTO orders VALUES (1, 'new')")
+    assert twin.settings() == (None, None)  # nothing was sent
+    twin.execute("INSERT INTO orders VALUES (1, 'new')")
     assert history(conn) == [("insert", 1, "new", None)]
     assert contexts(conn) == {}
 
 
-def test_metadata_change_after_the_first_event_updates_the_context_row(conn, orders):
-    with pgh.context(conn, user="alice") as ctx:
-        conn.execute("INSERT INTO orders VALUES (1, 'new')")
+def test_metadata_change_after_the_first_event_updates_the_context_row(conn, twin, orders):
+    with twin.context(user="alice") as ctx:
+        twin.execute("INSERT INTO orders VALUES (1, 'new')")
         assert contexts(conn) == {ctx.id: {"user": "alice"}}
-        pgh.context(conn, reason="late")
-        conn.execute("UPDATE orders SET status = 'paid'")
+        twin.context_call(reason="late")
+        twin.execute("UPDATE orders SET status = 'paid'")
     assert contexts(conn) == {ctx.id: {"user": "alice", "reason": "late"}}
 
 
 # -- transactions --------------------------------------------------------------
 
 
-def test_non_autocommit_context_lasts_across_commits(conn, connect, orders):
-    subject = connect(autocommit=False)
-    with pgh.context(subject, user="alice") as ctx:
+def test_non_autocommit_context_lasts_across_commits(conn, twin_connect, orders):
+    subject = twin_connect(autocommit=False)
+    with subject.context(user="alice") as ctx:
         subject.execute("INSERT INTO orders VALUES (1, 'new')")
         subject.commit()
         subject.execute("UPDATE orders SET status = 'paid'")
         subject.commit()
         subject.execute("UPDATE orders SET status = 'shipped'")
         subject.commit()
-    assert subject.info.transaction_status == IDLE
-    assert settings(subject) == CLEARED
+    assert subject.conn.info.transaction_status == IDLE
+    assert subject.settings() == CLEARED
     assert [row[3] for row in history(conn)] == [ctx.id] * 3
 
 
-def test_rollback_inside_the_block_keeps_the_context(conn, connect, orders):
-    subject = connect(autocommit=False)
-    with pgh.context(subject, user="alice") as ctx:
+def test_rollback_inside_the_block_keeps_the_context(conn, twin_connect, orders):
+    subject = twin_connect(autocommit=False)
+    with subject.context(user="alice") as ctx:
         subject.execute("INSERT INTO orders VALUES (1, 'lost')")
         subject.rollback()
         subject.execute("INSERT INTO orders VALUES (2, 'kept')")
         subject.commit()
     assert history(conn) == [("insert", 2, "kept", ctx.id)]
     assert contexts(conn) == {ctx.id: {"user": "alice"}}
-    assert settings(subject) == CLEARED
+    assert subject.settings() == CLEARED
 
 
 def test_database_error_inside_the_block_leaves_a_usable_connection_without_context(
-    conn, connect, orders
+    conn, twin_connect, orders
 ):
-    subject = connect(autocommit=False)
+    subject = twin_connect(autocommit=False)
     with pytest.raises(psycopg.errors.UniqueViolation):
-        with pgh.context(subject, user="alice"):
+        with subject.context(user="alice"):
             subject.execute("INSERT INTO orders VALUES (1, 'new')")
             subject.execute("INSERT INTO orders VALUES (1, 'again')")
-    assert subject.info.transaction_status == IDLE  # the aborted transaction was rolled back
+    assert subject.conn.info.transaction_status == IDLE  # the aborted transaction was rolled back
     subject.execute("INSERT INTO orders VALUES (3, 'after')")
     subject.commit()
     assert history(conn) == [("insert", 3, "after", None)]
-    assert settings(subject) == CLEARED
+    assert subject.settings() == CLEARED
 
 
 def test_exception_with_a_transaction_open_since_inside_the_block_rolls_it_back(
-    conn, connect, orders
+    conn, twin_connect, orders
 ):
-    subject = connect(autocommit=False)
+    subject = twin_connect(autocommit=False)
     with pytest.raises(ZeroDivisionError):
-        with pgh.context(subject, user="alice"):
+        with subject.context(user="alice"):
             subject.execute("INSERT INTO orders VALUES (1, 'new')")
             1 / 0
-    assert subject.info.transaction_status == IDLE
+    assert subject.conn.info.transaction_status == IDLE
     subject.rollback()  # what the caller's error handling does: the context stays gone
     subject.execute("INSERT INTO orders VALUES (2, 'after')")
     subject.commit()
     assert history(conn) == [("insert", 2, "after", None)]
     assert contexts(conn) == {}
-    assert settings(subject) == CLEARED
+    assert subject.settings() == CLEARED
 
 
-def test_block_left_with_its_transaction_open_clears_inside_it(conn, connect, orders):
-    subject = connect(autocommit=False)
-    with pgh.context(subject, user="alice") as ctx:
+def test_block_left_with_its_transaction_open_clears_inside_it(conn, twin_connect, orders):
+    subject = twin_connect(autocommit=False)
+    with subject.context(user="alice") as ctx:
         subject.execute("INSERT INTO orders VALUES (1, 'in block')")
-    assert subject.info.transaction_status == TransactionStatus.INTRANS
+    assert subject.conn.info.transaction_status == TransactionStatus.INTRANS
     subject.execute("INSERT INTO orders VALUES (2, 'after block')")
     subject.commit()
     assert history(conn) == [("insert", 1, "in block", ctx.id), ("insert", 2, "after block", None)]
-    assert settings(subject) == CLEARED
+    assert subject.settings() == CLEARED
 
 
-def test_block_entered_inside_a_transaction_shares_its_fate(conn, connect, orders):
-    subject = connect(autocommit=False)
+def test_block_entered_inside_a_transaction_shares_its_fate(conn, twin_connect, orders):
+    subject = twin_connect(autocommit=False)
     subject.execute("INSERT INTO orders VALUES (1, 'before')")
-    with pgh.context(subject, user="alice") as ctx:
+    with subject.context(user="alice") as ctx:
         subject.execute("INSERT INTO orders VALUES (2, 'inside')")
     subject.rollback()
-    assert settings(subject) == CLEARED  # rolled back with the transaction
+    assert subject.settings() == CLEARED  # rolled back with the transaction
     assert history(conn) == []
 
     subject.execute("INSERT INTO orders VALUES (3, 'before')")
-    with pgh.context(subject, user="bob") as ctx:
+    with subject.context(user="bob") as ctx:
         subject.execute("INSERT INTO orders VALUES (4, 'inside')")
     subject.execute("INSERT INTO orders VALUES (5, 'after')")
     subject.commit()
@@ -189,22 +192,22 @@ def test_block_entered_inside_a_transaction_shares_its_fate(conn, connect, order
         ("insert", 4, "inside", ctx.id),
         ("insert", 5, "after", None),
     ]
-    assert settings(subject) == CLEARED
+    assert subject.settings() == CLEARED
 
 
-def test_exception_after_a_commit_inside_a_block_entered_in_a_transaction(conn, connect, orders):
+def test_exception_after_a_commit_inside_a_block_entered_in_a_transaction(conn, twin_connect, orders):
     # The commit inside the block made the context the session's; the
     # transaction open when the exception leaves began inside the block, so it
     # is rolled back too, else the caller's rollback would bring the context back.
-    subject = connect(autocommit=False)
+    subject = twin_connect(autocommit=False)
     subject.execute("INSERT INTO orders VALUES (1, 'before')")
     with pytest.raises(ZeroDivisionError):
-        with pgh.context(subject, user="alice") as ctx:
+        with subject.context(user="alice") as ctx:
             subject.execute("INSERT INTO orders VALUES (2, 'inside')")
             subject.commit()
             subject.execute("INSERT INTO orders VALUES (3, 'lost')")
             1 / 0
-    assert subject.info.transaction_status == IDLE
+    assert subject.conn.info.transaction_status == IDLE
     subject.rollback()
     subject.execute("INSERT INTO orders VALUES (4, 'after')")
     subject.commit()
@@ -213,19 +216,19 @@ def test_exception_after_a_commit_inside_a_block_entered_in_a_transaction(conn, 
         ("insert", 2, "inside", ctx.id),
         ("insert", 4, "after", None),
     ]
-    assert settings(subject) == CLEARED
+    assert subject.settings() == CLEARED
 
 
 def test_exception_in_the_transaction_the_block_was_entered_in_leaves_it_to_the_caller(
-    conn, connect, orders
+    conn, twin_connect, orders
 ):
-    subject = connect(autocommit=False)
+    subject = twin_connect(autocommit=False)
     subject.execute("INSERT INTO orders VALUES (1, 'before')")
     with pytest.raises(ZeroDivisionError):
-        with pgh.context(subject, user="alice") as ctx:
+        with subject.context(user="alice") as ctx:
             subject.execute("INSERT INTO orders VALUES (2, 'inside')")
             1 / 0
-    assert subject.info.transaction_status == TransactionStatus.INTRANS  # still the caller's
+    assert subject.conn.info.transaction_status == TransactionStatus.INTRANS  # still the caller's
     subject.execute("INSERT INTO orders VALUES (3, 'after')")
     subject.commit()
     assert history(conn) == [
@@ -233,16 +236,16 @@ def test_exception_in_the_transaction_the_block_was_entered_in_leaves_it_to_the_
         ("insert", 2, "inside", ctx.id),
         ("insert", 3, "after", None),
     ]
-    assert settings(subject) == CLEARED
+    assert subject.settings() == CLEARED
 
 
-def test_nested_block_on_an_idle_connection_makes_the_context_durable(conn, connect, orders):
-    subject = connect(autocommit=False)
+def test_nested_block_on_an_idle_connection_makes_the_context_durable(conn, twin_connect, orders):
+    subject = twin_connect(autocommit=False)
     subject.execute("SELECT 1")
     with pytest.raises(ZeroDivisionError):
-        with pgh.context(subject, user="alice") as ctx:  # entered in a transaction
+        with subject.context(user="alice") as ctx:  # entered in a transaction
             subject.commit()
-            with pgh.context(subject, step=2):  # idle: set and committed on its own
+            with subject.context(step=2):  # idle: set and committed on its own
                 subject.execute("INSERT INTO orders VALUES (1, 'inside')")
                 subject.rollback()
                 subject.execute("INSERT INTO orders VALUES (2, 'inside')")
@@ -256,53 +259,53 @@ def test_nested_block_on_an_idle_connection_makes_the_context_durable(conn, conn
     assert contexts(conn) == {ctx.id: {"user": "alice", "step": 2}}
 
 
-def test_connection_closed_inside_the_block(conn, connect, orders):
-    subject = connect()
-    with pgh.context(subject, user="alice"):
+def test_connection_closed_inside_the_block(conn, twin_connect, orders):
+    subject = twin_connect()
+    with subject.context(user="alice"):
         subject.close()
-    assert subject.closed
-    again = connect()
-    with pgh.context(again, user="bob") as ctx:
+    assert subject.conn.closed
+    again = twin_connect()
+    with again.context(user="bob") as ctx:
         again.execute("INSERT INTO orders VALUES (1, 'new')")
     assert history(conn) == [("insert", 1, "new", ctx.id)]
 
 
-def test_block_inside_conn_transaction_on_autocommit(conn, orders):
-    with conn.transaction():
-        with pgh.context(conn, user="alice") as ctx:
-            conn.execute("INSERT INTO orders VALUES (1, 'new')")
-        conn.execute("INSERT INTO orders VALUES (2, 'after')")
+def test_block_inside_conn_transaction_on_autocommit(conn, twin, orders):
+    with twin.transaction():
+        with twin.context(user="alice") as ctx:
+            twin.execute("INSERT INTO orders VALUES (1, 'new')")
+        twin.execute("INSERT INTO orders VALUES (2, 'after')")
     assert history(conn) == [("insert", 1, "new", ctx.id), ("insert", 2, "after", None)]
-    assert settings(conn) == CLEARED
+    assert twin.settings() == CLEARED
 
 
-def test_error_in_a_block_inside_conn_transaction(conn, orders):
+def test_error_in_a_block_inside_conn_transaction(conn, twin, orders):
     with pytest.raises(psycopg.errors.UniqueViolation):
-        with conn.transaction():
-            with pgh.context(conn, user="alice"):
-                conn.execute("INSERT INTO orders VALUES (1, 'new'), (1, 'dup')")
-    assert conn.info.transaction_status == IDLE
-    conn.execute("INSERT INTO orders VALUES (2, 'after')")
+        with twin.transaction():
+            with twin.context(user="alice"):
+                twin.execute("INSERT INTO orders VALUES (1, 'new'), (1, 'dup')")
+    assert twin.conn.info.transaction_status == IDLE
+    twin.execute("INSERT INTO orders VALUES (2, 'after')")
     assert history(conn) == [("insert", 2, "after", None)]
-    assert settings(conn) == CLEARED  # the whole transaction was undone
+    assert twin.settings() == CLEARED  # the whole transaction was undone
 
 
-def test_autocommit_block_that_raises_leaves_no_context(conn, orders):
+def test_autocommit_block_that_raises_leaves_no_context(conn, twin, orders):
     with pytest.raises(RuntimeError):
-        with pgh.context(conn, user="alice") as ctx:
-            conn.execute("INSERT INTO orders VALUES (1, 'new')")
+        with twin.context(user="alice") as ctx:
+            twin.execute("INSERT INTO orders VALUES (1, 'new')")
             raise RuntimeError("boom")
-    conn.execute("INSERT INTO orders VALUES (2, 'after')")
+    twin.execute("INSERT INTO orders VALUES (2, 'after')")
     assert history(conn) == [("insert", 1, "new", ctx.id), ("insert", 2, "after", None)]
-    assert settings(conn) == CLEARED
+    assert twin.settings() == CLEARED
 
 
-def test_nested_block_raising_keeps_the_outer_context(conn, orders):
-    with pgh.context(conn, user="alice") as ctx:
+def test_nested_block_raising_keeps_the_outer_context(conn, twin, orders):
+    with twin.context(user="alice") as ctx:
         with pytest.raises(KeyError):
-            with pgh.context(conn, step="inner"):
+            with twin.context(step="inner"):
                 raise KeyError("x")
-        conn.execute("INSERT INTO orders VALUES (1, 'new')")
+        twin.execute("INSERT INTO orders VALUES (1, 'new')")
     assert history(conn) == [("insert", 1, "new", ctx.id)]
     assert contexts(conn) == {ctx.id: {"user": "alice", "step": "inner"}}
 
@@ -310,13 +313,13 @@ def test_nested_block_raising_keeps_the_outer_context(conn, orders):
 # -- connections, threads, pools -------------------------------------------------
 
 
-def test_a_context_never_reaches_another_connection(conn, connect, orders):
-    other = connect()
-    with pgh.context(conn, user="alice") as ctx:
+def test_a_context_never_reaches_another_connection(conn, twin_connect, orders):
+    subject, other = twin_connect(), twin_connect()
+    with subject.context(user="alice") as ctx:
         other.execute("INSERT INTO orders VALUES (1, 'other')")
-        conn.execute("INSERT INTO orders VALUES (2, 'mine')")
-        assert settings(other) == (None, None)
-        pgh.context(other, ignored=True)  # no context on `other`: does nothing
+        subject.execute("INSERT INTO orders VALUES (2, 'mine')")
+        assert other.settings() == (None, None)
+        other.context_call(ignored=True)  # no context on `other`: does nothing
     assert history(conn) == [("insert", 1, "other", None), ("insert", 2, "mine", ctx.id)]
     assert contexts(conn) == {ctx.id: {"user": "alice"}}
 
@@ -387,27 +390,27 @@ def test_reset_as_pool_callback_covers_a_rollback_after_the_block(conn, dsn, ord
     assert history(conn) == [("insert", 2, "next borrower", None)]
 
 
-def test_reset_clears_everything_pghistory_set(conn, orders):
-    conn.execute("SELECT pghistory.set_context('{\"user\": \"sql\"}', false)")
-    conn.execute("SET pghistory.enabled = off")
-    pgh.reset(conn)
-    assert settings(conn) == CLEARED
-    conn.execute("INSERT INTO orders VALUES (1, 'new')")
+def test_reset_clears_everything_pghistory_set(conn, twin, orders):
+    twin.execute("SELECT pghistory.set_context('{\"user\": \"sql\"}', false)")
+    twin.execute("SET pghistory.enabled = off")
+    twin.reset()
+    assert twin.settings() == CLEARED
+    twin.execute("INSERT INTO orders VALUES (1, 'new')")
     assert history(conn) == [("insert", 1, "new", None)]
 
 
 # -- local=True --------------------------------------------------------------------
 
 
-def test_local_context_ends_with_its_transaction(conn, orders):
-    with conn.transaction():
-        with pgh.context(conn, local=True, user="alice") as ctx:
-            conn.execute("INSERT INTO orders VALUES (1, 'new')")
-            with pgh.context(conn, step=2):
-                conn.execute("UPDATE orders SET status = 'paid'")
-        conn.execute("INSERT INTO orders VALUES (2, 'after')")
-        assert settings(conn) == CLEARED
-    assert settings(conn) == ("", "")  # never set for the session
+def test_local_context_ends_with_its_transaction(conn, twin, orders):
+    with twin.transaction():
+        with twin.context(local=True, user="alice") as ctx:
+            twin.execute("INSERT INTO orders VALUES (1, 'new')")
+            with twin.context(step=2):
+                twin.execute("UPDATE orders SET status = 'paid'")
+        twin.execute("INSERT INTO orders VALUES (2, 'after')")
+        assert twin.settings() == CLEARED
+    assert twin.settings() == ("", "")  # never set for the session
     assert history(conn) == [
         ("insert", 1, "new", ctx.id),
         ("update", 1, "paid", ctx.id),
@@ -416,34 +419,34 @@ def test_local_context_ends_with_its_transaction(conn, orders):
     assert contexts(conn) == {ctx.id: {"user": "alice", "step": 2}}
 
 
-def test_local_context_is_gone_when_its_transaction_ends_inside_the_block(conn, connect, orders):
-    subject = connect(autocommit=False)
-    with pgh.context(subject, local=True, user="alice") as ctx:
-        assert subject.info.transaction_status == TransactionStatus.INTRANS
+def test_local_context_is_gone_when_its_transaction_ends_inside_the_block(conn, twin_connect, orders):
+    subject = twin_connect(autocommit=False)
+    with subject.context(local=True, user="alice") as ctx:
+        assert subject.conn.info.transaction_status == TransactionStatus.INTRANS
         subject.execute("INSERT INTO orders VALUES (1, 'new')")
         subject.commit()
         subject.execute("INSERT INTO orders VALUES (2, 'next transaction')")
         subject.commit()
     assert history(conn) == [("insert", 1, "new", ctx.id), ("insert", 2, "next transaction", None)]
-    assert settings(subject) == ("", "")
+    assert subject.settings() == ("", "")
 
 
-def test_local_context_needs_a_transaction_on_an_autocommit_connection(conn, orders):
+def test_local_context_needs_a_transaction_on_an_autocommit_connection(conn, twin, orders):
     with pytest.raises(pgh.ContextError, match="local=True needs an open transaction"):
-        with pgh.context(conn, local=True, user="alice"):
+        with twin.context(local=True, user="alice"):
             pass
-    assert settings(conn) == (None, None)
-    conn.execute("INSERT INTO orders VALUES (1, 'new')")
+    assert twin.settings() == (None, None)
+    twin.execute("INSERT INTO orders VALUES (1, 'new')")
     assert history(conn) == [("insert", 1, "new", None)]
 
 
-def test_local_context_rolled_back_with_its_transaction(conn, orders):
+def test_local_context_rolled_back_with_its_transaction(conn, twin, orders):
     with pytest.raises(psycopg.errors.UniqueViolation):
-        with conn.transaction():
-            with pgh.context(conn, local=True, user="alice"):
-                conn.execute("INSERT INTO orders VALUES (1, 'a'), (1, 'b')")
-    assert conn.info.transaction_status == IDLE
-    assert settings(conn) == ("", "")
+        with twin.transaction():
+            with twin.context(local=True, user="alice"):
+                twin.execute("INSERT INTO orders VALUES (1, 'a'), (1, 'b')")
+    assert twin.conn.info.transaction_status == IDLE
+    assert twin.settings() == ("", "")
 
 
 # -- metadata --------------------------------------------------------------------
@@ -505,15 +508,15 @@ def _circular() -> dict[str, Any]:
     ],
     ids=["set", "object", "int-key", "nan", "inf", "nul", "surrogate", "circular", "huge"],
 )
-def test_bad_metadata_is_refused_before_anything_is_sent(conn, connect, orders, metadata, error, message):
-    subject = connect(autocommit=False)
+def test_bad_metadata_is_refused_before_anything_is_sent(conn, twin_connect, orders, metadata, error, message):
+    subject = twin_connect(autocommit=False)
     with pytest.raises(error, match=message):
-        pgh.context(subject, **metadata)
+        subject.context_call(**metadata)
     with pytest.raises(error, match=message):
-        with pgh.context(subject, ok=1, **metadata):
+        with subject.context(ok=1, **metadata):
             pass
-    assert subject.info.transaction_status == IDLE  # not even a transaction was begun
-    assert settings(subject) == (None, None)
+    assert subject.conn.info.transaction_status == IDLE  # not even a transaction was begun
+    assert subject.settings() == (None, None)
 
 
 def test_non_string_keyword_is_refused_by_python(conn):
@@ -521,21 +524,21 @@ def test_non_string_keyword_is_refused_by_python(conn):
         pgh.context(conn, **{1: "x"})  # type: ignore[misc]
 
 
-def test_merged_metadata_too_big_is_refused_and_the_context_is_kept(conn, orders):
+def test_merged_metadata_too_big_is_refused_and_the_context_is_kept(conn, twin, orders):
     half = "x" * (pgh.MAX_METADATA_BYTES // 2 + 10)
-    with pgh.context(conn, a=half) as ctx:
+    with twin.context(a=half) as ctx:
         with pytest.raises(ValueError, match="more than the 1048576 bytes"):
-            with pgh.context(conn, b=half):
+            with twin.context(b=half):
                 pass
-        conn.execute("INSERT INTO orders VALUES (1, 'new')")
+        twin.execute("INSERT INTO orders VALUES (1, 'new')")
         assert ctx.metadata == {"a": half}
     assert history(conn) == [("insert", 1, "new", ctx.id)]
     assert contexts(conn) == {ctx.id: {"a": half}}
 
 
-def test_local_is_reserved_and_conn_is_a_metadata_key(conn, orders):
-    with pgh.context(conn, conn="primary") as ctx:
-        conn.execute("INSERT INTO orders VALUES (1, 'new')")
+def test_local_is_reserved_and_conn_is_a_metadata_key(conn, twin, orders):
+    with twin.context(conn="primary") as ctx:
+        twin.execute("INSERT INTO orders VALUES (1, 'new')")
     assert contexts(conn) == {ctx.id: {"conn": "primary"}}
 
 
@@ -547,30 +550,29 @@ def test_context_refuses_what_is_not_a_psycopg_connection():
 # -- ignore ----------------------------------------------------------------------
 
 
-def test_ignore_records_nothing_and_restores(conn, connect, orders):
-    other = connect()
-    with pgh.ignore(conn):
-        conn.execute("INSERT INTO orders VALUES (1, 'ignored')")
-        other.execute("INSERT INTO orders VALUES (2, 'other session')")
-        with pgh.ignore(conn):
-            conn.execute("UPDATE orders SET status = 'still ignored' WHERE id = 1")
-        conn.execute("UPDATE orders SET status = 'ignored again' WHERE id = 1")
-    conn.execute("UPDATE orders SET status = 'recorded' WHERE id = 1")
+def test_ignore_records_nothing_and_restores(conn, twin, orders):
+    with twin.ignore():
+        twin.execute("INSERT INTO orders VALUES (1, 'ignored')")
+        conn.execute("INSERT INTO orders VALUES (2, 'other session')")
+        with twin.ignore():
+            twin.execute("UPDATE orders SET status = 'still ignored' WHERE id = 1")
+        twin.execute("UPDATE orders SET status = 'ignored again' WHERE id = 1")
+    twin.execute("UPDATE orders SET status = 'recorded' WHERE id = 1")
     assert history(conn) == [("insert", 2, "other session", None), ("update", 1, "recorded", None)]
-    assert conn.execute("SELECT current_setting('pghistory.enabled')").fetchone() == ("",)
+    assert twin.execute("SELECT current_setting('pghistory.enabled')") == [("",)]
 
 
-def test_ignore_restores_the_value_it_found(conn, orders):
-    conn.execute("SET pghistory.enabled = on")
-    with pgh.ignore(conn):
-        assert conn.execute("SHOW pghistory.enabled").fetchone() == ("off",)
-    assert conn.execute("SHOW pghistory.enabled").fetchone() == ("on",)
+def test_ignore_restores_the_value_it_found(conn, twin, orders):
+    twin.execute("SET pghistory.enabled = on")
+    with twin.ignore():
+        assert twin.execute("SHOW pghistory.enabled") == [("off",)]
+    assert twin.execute("SHOW pghistory.enabled") == [("on",)]
 
 
-def test_ignore_survives_a_rollback_and_an_exception(conn, connect, orders):
-    subject = connect(autocommit=False)
+def test_ignore_survives_a_rollback_and_an_exception(conn, twin_connect, orders):
+    subject = twin_connect(autocommit=False)
     with pytest.raises(RuntimeError):
-        with pgh.ignore(subject):
+        with subject.ignore():
             subject.execute("INSERT INTO orders VALUES (1, 'rolled back')")
             subject.rollback()
             subject.execute("INSERT INTO orders VALUES (2, 'ignored')")
@@ -584,23 +586,23 @@ def test_ignore_survives_a_rollback_and_an_exception(conn, connect, orders):
     assert conn.execute("SELECT id FROM orders ORDER BY id").fetchall() == [(2,), (4,)]
 
 
-def test_ignore_local(conn, orders):
-    with conn.transaction():
-        with pgh.ignore(conn, local=True):
-            conn.execute("INSERT INTO orders VALUES (1, 'ignored')")
-        conn.execute("INSERT INTO orders VALUES (2, 'recorded')")
-    conn.execute("INSERT INTO orders VALUES (3, 'recorded')")
+def test_ignore_local(conn, twin, orders):
+    with twin.transaction():
+        with twin.ignore(local=True):
+            twin.execute("INSERT INTO orders VALUES (1, 'ignored')")
+        twin.execute("INSERT INTO orders VALUES (2, 'recorded')")
+    twin.execute("INSERT INTO orders VALUES (3, 'recorded')")
     assert [row[1] for row in history(conn)] == [2, 3]
     with pytest.raises(pgh.ContextError):
-        with pgh.ignore(conn, local=True):
+        with twin.ignore(local=True):
             pass
 
 
-def test_context_and_ignore_together(conn, orders):
-    with pgh.context(conn, user="alice") as ctx:
-        with pgh.ignore(conn):
-            conn.execute("INSERT INTO orders VALUES (1, 'ignored')")
-        conn.execute("INSERT INTO orders VALUES (2, 'recorded')")
+def test_context_and_ignore_together(conn, twin, orders):
+    with twin.context(user="alice") as ctx:
+        with twin.ignore():
+            twin.execute("INSERT INTO orders VALUES (1, 'ignored')")
+        twin.execute("INSERT INTO orders VALUES (2, 'recorded')")
     assert history(conn) == [("insert", 2, "recorded", ctx.id)]
 
 
