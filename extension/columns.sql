@@ -36,11 +36,29 @@ EXCEPTION WHEN undefined_function THEN
 END
 $$;
 
--- The columns track() snapshots, in table order: every column, or `fields`,
--- or every column but `exclude`. Refuses unknown names and names that
--- collide with the event table's own pgh_* columns.
+-- The columns a configuration snapshots, in table order: every column, or
+-- those of `fields` the table has, or every column but `exclude`. A
+-- look-up that never raises (the pghistory.tracking view reads it for
+-- every row of the registry, stale ones too); track() and the following
+-- of schema changes check a configuration with _check_tracked_columns().
 CREATE OR REPLACE FUNCTION pghistory._tracked_columns(p_table regclass, p_fields text[], p_exclude text[])
 RETURNS TABLE (column_name name, column_type text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped
+       AND (p_fields IS NULL OR a.attname = ANY (p_fields))
+       AND (p_exclude IS NULL OR a.attname <> ALL (p_exclude))
+     ORDER BY a.attnum
+$$;
+
+-- The checks of fields and exclude that track() makes: refuses both
+-- given, unknown names, an empty list, names that collide with the event
+-- table's own pgh_* columns, and a configuration that leaves no column.
+CREATE OR REPLACE FUNCTION pghistory._check_tracked_columns(p_table regclass, p_fields text[], p_exclude text[])
+RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -73,12 +91,9 @@ BEGIN
                   HINT = 'Name at least one column, or pass NULL to track every column.';
     END IF;
 
-    SELECT array_agg(a.attname ORDER BY a.attnum) INTO v_reserved
-      FROM pg_catalog.pg_attribute AS a
-     WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped
-       AND a.attname LIKE 'pgh\_%'
-       AND (p_fields IS NULL OR a.attname = ANY (p_fields))
-       AND (p_exclude IS NULL OR a.attname <> ALL (p_exclude));
+    SELECT array_agg(c.column_name ORDER BY c.column_name) INTO v_reserved
+      FROM pghistory._tracked_columns(p_table, p_fields, p_exclude) AS c
+     WHERE c.column_name LIKE 'pgh\_%';
     IF v_reserved IS NOT NULL THEN
         RAISE EXCEPTION 'pghistory: column % of % clashes with the event table''s own pgh_* columns',
                 v_reserved[1], pghistory._qualified_name(p_table)
@@ -86,14 +101,7 @@ BEGIN
                   HINT = 'Leave it out with exclude => ''{' || v_reserved[1] || '}'', or rename it.';
     END IF;
 
-    RETURN QUERY
-        SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-          FROM pg_catalog.pg_attribute AS a
-         WHERE a.attrelid = p_table AND a.attnum > 0 AND NOT a.attisdropped
-           AND (p_fields IS NULL OR a.attname = ANY (p_fields))
-           AND (p_exclude IS NULL OR a.attname <> ALL (p_exclude))
-         ORDER BY a.attnum;
-    IF NOT FOUND THEN
+    IF NOT EXISTS (SELECT FROM pghistory._tracked_columns(p_table, p_fields, p_exclude)) THEN
         RAISE EXCEPTION 'pghistory: no column of % is left to track', pghistory._qualified_name(p_table)
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'exclude leaves out every column; track at least one.';

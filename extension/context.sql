@@ -82,18 +82,20 @@ BEGIN
 END
 $$;
 
--- Makes sure the context row p_context_id exists and carries p_metadata
--- (the text of pghistory.context_metadata), for trigger functions whose
--- owner cannot write pghistory.context (SECURITY DEFINER: writers need no
--- privilege on it). The others do the same inline (see _create_trigger).
--- Called after events were written under p_context_id, once per
--- transaction and context: callers skip it while the transaction-local
--- marker pghistory._attached, set here, still names this id and metadata.
--- A rolled-back savepoint rolls the marker back with the row.
---
+-- Makes sure the context row p_context_id exists, for the trigger
+-- functions of owners who cannot write pghistory.context themselves (the
+-- others do the same inline, see _create_trigger): a new row carries
+-- p_metadata (the text of pghistory.context_metadata) and the session
+-- user as its creator; an existing row gets p_metadata only when the same
+-- session user created it (_refresh_context()). Called after events were
+-- written under p_context_id, once per statement.
+-- SECURITY DEFINER, so that writers need no privilege on pghistory.context;
+-- EXECUTE is revoked from PUBLIC and granted only to the owners of tables
+-- tracked with context 'fk' (_grant_attach_context(), privileges.sql), whose
+-- trigger functions run as them: a role can create a context row only by
+-- writing a tracked table it may write.
 -- A new context (the common case) costs one INSERT that locks nothing but
--- its own new row. A context that exists already goes to
--- _refresh_context(), which changes it only when its metadata differs.
+-- its own new row.
 CREATE OR REPLACE FUNCTION pghistory._attach_context(p_context_id uuid, p_metadata text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -105,23 +107,24 @@ DECLARE
     v_metadata jsonb := CASE WHEN p_metadata LIKE '{%}' THEN p_metadata::jsonb
                              ELSE pghistory._context_metadata() END;
 BEGIN
-    INSERT INTO pghistory.context (id, metadata)
-    VALUES (p_context_id, v_metadata)
+    INSERT INTO pghistory.context (id, metadata, created_by)
+    VALUES (p_context_id, v_metadata, session_user)
     ON CONFLICT (id) DO NOTHING;
     IF NOT FOUND THEN
         PERFORM pghistory._refresh_context(p_context_id, v_metadata);
     END IF;
-    PERFORM set_config('pghistory._attached', p_context_id::text || coalesce(p_metadata, ''), true);
 END
 $$;
 
--- Sets the metadata of an existing context row, if it differs: the UPDATE
--- locks the row only when it changes it, so transactions sharing a context
--- id do not queue (or deadlock) on its row. enable_seqscan is off because
--- this plan is cached for the life of a connection: planned while
--- pghistory.context is still empty, it would keep scanning the whole table
--- for every context once the table has grown. Called where a context row
--- is attached, when its INSERT found the row there.
+-- Sets the metadata of an existing context row, if it differs and the
+-- session user created the row (a role never changes another role's
+-- context). The UPDATE locks the row only when it changes it, so
+-- transactions sharing a context id do not queue (or deadlock) on its row.
+-- enable_seqscan is off because this plan is cached for the life of a
+-- connection: planned while pghistory.context is still empty, it would
+-- keep scanning the whole table for every context once the table has
+-- grown. Called where a context row is attached, when its INSERT found the
+-- row there.
 CREATE OR REPLACE FUNCTION pghistory._refresh_context(p_context_id uuid, p_metadata jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -131,7 +134,49 @@ AS $$
 BEGIN
     UPDATE pghistory.context AS c
        SET metadata = p_metadata, updated_at = now()
-     WHERE c.id = p_context_id AND c.metadata IS DISTINCT FROM p_metadata;
+     WHERE c.id = p_context_id AND c.created_by = session_user
+       AND c.metadata IS DISTINCT FROM p_metadata;
+END
+$$;
+
+-- Grants EXECUTE on _attach_context() to the owners of the tables tracked
+-- with context 'fk' whose trigger functions call it (those who cannot
+-- write pghistory.context themselves), and revokes it from every other
+-- role that has it: track(), untrack() and the forgetting of dropped
+-- tables call it after they changed the registry. SECURITY DEFINER (only
+-- the extension's owner may grant); harmless for every role, since what it
+-- does depends on the registry alone, which only pghistory's functions
+-- change: EXECUTE stays with PUBLIC. Returns nothing.
+CREATE OR REPLACE FUNCTION pghistory._grant_attach_context()
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_function oid := 'pghistory._attach_context(uuid, text)'::regprocedure;
+    v_context_owner oid := (SELECT c.relowner FROM pg_catalog.pg_class AS c
+                             WHERE c.oid = 'pghistory.context'::regclass);
+    v_role record;
+BEGIN
+    FOR v_role IN
+        WITH needed AS (
+            SELECT DISTINCT c.relowner AS role
+              FROM pghistory.tracked AS t
+              JOIN pg_catalog.pg_class AS c ON c.oid = t.tracked_table
+             WHERE t.context = 'fk' AND NOT pg_has_role(c.relowner, v_context_owner, 'USAGE')),
+        granted AS (
+            SELECT a.grantee AS role
+              FROM pg_catalog.pg_proc AS p, aclexplode(p.proacl) AS a
+             WHERE p.oid = v_function AND a.privilege_type = 'EXECUTE'
+               AND a.grantee NOT IN (0, p.proowner))
+        SELECT coalesce(n.role, g.role) AS role, n.role IS NOT NULL AS needed
+          FROM needed AS n FULL JOIN granted AS g ON g.role = n.role
+         WHERE n.role IS NULL OR g.role IS NULL
+    LOOP
+        EXECUTE format(CASE WHEN v_role.needed THEN 'GRANT EXECUTE ON FUNCTION %s TO %I'
+                            ELSE 'REVOKE EXECUTE ON FUNCTION %s FROM %I' END,
+                       v_function::regprocedure, pg_get_userbyid(v_role.role));
+    END LOOP;
 END
 $$;
 

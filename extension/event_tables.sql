@@ -4,8 +4,9 @@
 -- with the tracked table
 -- ---------------------------------------------------------------------------
 
--- Creates the event table with pghistory's own columns; the tracked
--- columns are added by _add_event_columns().
+-- Creates the event table with pghistory's own columns, owned by the
+-- tracked table's owner whoever calls; the tracked columns are added by
+-- _add_event_columns().
 CREATE OR REPLACE FUNCTION pghistory._create_event_table(p_schema name, p_name name, p_tracked regclass)
 RETURNS regclass
 LANGUAGE plpgsql VOLATILE
@@ -28,6 +29,8 @@ BEGIN
                    'pghistory: events of ' || pghistory._qualified_name(p_tracked));
     -- history is read through grants given on purpose, never by default
     EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', v_event_table);
+    EXECUTE format('ALTER TABLE %s OWNER TO %I', v_event_table,
+                   pg_get_userbyid((SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = p_tracked)));
     RETURN v_event_table;
 END
 $$;
@@ -41,7 +44,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_column record;
+    v_additions text;
 BEGIN
     IF p_config.context IN ('fk', 'json') AND NOT EXISTS (
             SELECT FROM pg_catalog.pg_attribute
@@ -54,23 +57,23 @@ BEGIN
              WHERE attrelid = p_config.event_table AND attname = 'pgh_context' AND NOT attisdropped) THEN
         EXECUTE format('ALTER TABLE %s ADD COLUMN pgh_context jsonb', p_config.event_table);
     END IF;
-    FOR v_column IN
-        SELECT c.column_name, c.column_type,
-               CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
-                    THEN format(' COLLATE %I.%I', cn.nspname, co.collname) ELSE '' END AS collation
-          FROM pghistory._tracked_columns(p_config.tracked_table, p_config.fields, p_config.exclude) AS c
-          JOIN pg_catalog.pg_attribute AS a
-            ON a.attrelid = p_config.tracked_table AND a.attname = c.column_name
-          JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
-          LEFT JOIN pg_catalog.pg_collation AS co ON co.oid = a.attcollation
-          LEFT JOIN pg_catalog.pg_namespace AS cn ON cn.oid = co.collnamespace
-         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS e
-                            WHERE e.attrelid = p_config.event_table AND e.attname = c.column_name
-                              AND e.attnum > 0 AND NOT e.attisdropped)
-         ORDER BY a.attnum
-    LOOP
-        EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s%s', p_config.event_table,
-                       v_column.column_name, v_column.column_type, v_column.collation);
-    END LOOP;
+    -- one ALTER TABLE for all of them: each is followed by the event triggers
+    SELECT string_agg(format('ADD COLUMN %I %s%s', c.column_name, c.column_type,
+                             CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                                  THEN format(' COLLATE %I.%I', cn.nspname, co.collname) ELSE '' END),
+                      ', ' ORDER BY a.attnum)
+      INTO v_additions
+      FROM pghistory._tracked_columns(p_config.tracked_table, p_config.fields, p_config.exclude) AS c
+      JOIN pg_catalog.pg_attribute AS a
+        ON a.attrelid = p_config.tracked_table AND a.attname = c.column_name
+      JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
+      LEFT JOIN pg_catalog.pg_collation AS co ON co.oid = a.attcollation
+      LEFT JOIN pg_catalog.pg_namespace AS cn ON cn.oid = co.collnamespace
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS e
+                        WHERE e.attrelid = p_config.event_table AND e.attname = c.column_name
+                          AND e.attnum > 0 AND NOT e.attisdropped);
+    IF v_additions IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE %s %s', p_config.event_table, v_additions);
+    END IF;
 END
 $$;

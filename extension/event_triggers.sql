@@ -39,9 +39,6 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF pghistory._following_schema() THEN
-        RETURN;
-    END IF;
     PERFORM set_config('pghistory._schema_before', pghistory._schema_snapshot()::text, true);
 END
 $$;
@@ -61,9 +58,6 @@ DECLARE
     v_changed regclass[];
     v_table regclass;
 BEGIN
-    IF pghistory._following_schema() THEN
-        RETURN;
-    END IF;
     -- The tracked tables this command may have changed: the relation it
     -- names, a tracked table whose event table or partition it is, or those
     -- in a schema it renames. Only those: other sessions change other
@@ -105,7 +99,6 @@ BEGIN
     IF cardinality(v_changed) = 0 THEN
         RETURN;
     END IF;
-    PERFORM set_config('pghistory._following_schema', 'on', true);
     FOREACH v_table IN ARRAY v_changed LOOP
         PERFORM pghistory._follow_schema_change(v_table, v_before -> v_table::oid::text,
                     TG_TAG = 'CREATE TABLE'
@@ -115,7 +108,6 @@ BEGIN
         PERFORM set_config('pghistory._schema_before',
                            (v_before || pghistory._schema_snapshot(v_changed))::text, true);
     END IF;
-    PERFORM set_config('pghistory._following_schema', '', true);
 END
 $$;
 
@@ -135,10 +127,6 @@ DECLARE
     v_table regclass;
     v_tables regclass[];
 BEGIN
-    IF pghistory._following_schema() THEN
-        RETURN;
-    END IF;
-
     SELECT e.event_table, e.tracked_table INTO v_history
       FROM pg_event_trigger_dropped_objects() AS d
       JOIN pghistory.tracked AS e ON e.event_table::oid = d.objid
@@ -156,7 +144,6 @@ BEGIN
                                 pghistory._qualified_name(v_history.tracked_table));
     END IF;
 
-    PERFORM set_config('pghistory._following_schema', 'on', true);
     SELECT array_agg(d.objid), array_agg(d.address_names[1] || '.' || d.address_names[2])
       INTO v_dropped, v_names
       FROM pg_event_trigger_dropped_objects() AS d
@@ -178,8 +165,6 @@ BEGIN
             PERFORM pghistory._follow_schema_change(v_table, NULL);
         END LOOP;
     END IF;
-
-    PERFORM set_config('pghistory._following_schema', '', true);
 END
 $$;
 

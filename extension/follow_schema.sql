@@ -136,7 +136,7 @@ BEGIN
     v_config.trackers := v_trackers;
 
     -- the configuration must still hold: columns to track, conditions that compile
-    PERFORM pghistory._tracked_columns(p_tracked, v_config.fields, v_config.exclude);
+    PERFORM pghistory._check_tracked_columns(p_tracked, v_config.fields, v_config.exclude);
     BEGIN
         PERFORM pghistory._check_trackers(p_tracked, v_config.trackers);
     EXCEPTION WHEN invalid_parameter_value THEN
@@ -298,8 +298,6 @@ BEGIN
                   HINT = 'Run refresh() as the owner of the table or as a member of that role.';
     END IF;
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', refresh.tbl);
-    PERFORM set_config('pghistory._following_schema', 'on', true);
     PERFORM pghistory._follow_schema_change(refresh.tbl, NULL, true);
-    PERFORM set_config('pghistory._following_schema', '', true);
 END
 $$;

@@ -8,3 +8,19 @@
 -- (CREATE OR REPLACE of each function and view, privileges.sql) and
 -- update_end.sql (regenerates the trigger functions) to build the script
 -- that ALTER EXTENSION runs.
+
+-- The context table records which session user created each row (see
+-- tables.sql). Rows of 0.1.0 keep NULL there: their creator is unknown,
+-- so no write changes them any more.
+ALTER TABLE pghistory.context ADD COLUMN created_by name;
+ALTER TABLE pghistory.context ALTER COLUMN created_by SET DEFAULT session_user;
+COMMENT ON TABLE pghistory.context IS
+    'pghistory: one row per application context (who, why); events point at it through pgh_context_id. '
+    'Only the session user that created a row (created_by) changes its metadata; '
+    'writes under its id by other roles leave it as it is';
+
+-- The per-transaction markers pghistory._attached and
+-- pghistory._following_schema were settings any role could set; they are
+-- gone (see context.sql and event_triggers.sql). The function that read
+-- the second is dropped by update_end.sql: the event triggers of 0.1.0
+-- call it until the code parts have replaced them.

@@ -7,7 +7,15 @@
 
 -- Every role may call pghistory's functions (set_context() above all);
 -- what they may read or change is decided by the grants on each table.
+-- The SECURITY DEFINER functions are the exceptions, each revoked from
+-- PUBLIC here unless its header says why it is harmless for every role.
 GRANT USAGE ON SCHEMA pghistory TO PUBLIC;
+
+-- Context rows are created only by the trigger functions of tracked
+-- tables: _grant_attach_context() grants EXECUTE to the owners of tables
+-- tracked with context 'fk' (their trigger functions run as them), and to
+-- nobody else.
+REVOKE EXECUTE ON FUNCTION pghistory._attach_context(uuid, text) FROM PUBLIC;
 
 -- Everyone may see what is tracked; each role may register, change and
 -- remove only the tables it owns (track() and untrack() run as their

@@ -73,3 +73,10 @@ AS $$
      WHERE c.oid = p_table OR t.relid IS NOT NULL
      ORDER BY coalesce(t.level, 0), c.oid
 $$;
+
+-- Whether the current role is a superuser.
+CREATE OR REPLACE FUNCTION pghistory._is_superuser()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user $$;

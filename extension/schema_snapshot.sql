@@ -37,17 +37,6 @@ AS $$
      WHERE p_tables IS NULL OR t.tracked_table = ANY (p_tables)
 $$;
 
--- Whether an event trigger of pghistory is at work in this transaction:
--- the DDL it runs itself (on event tables, trigger functions) is not
--- followed again.
-CREATE OR REPLACE FUNCTION pghistory._following_schema()
-RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce(current_setting('pghistory._following_schema', true), '') = 'on'
-$$;
-
 -- A tracker condition with references to a renamed column (OLD.name,
 -- NEW."Name") pointed at its new name. Anything else is left alone; the
 -- result is checked by compiling it, so a reference this misses is

@@ -5,17 +5,26 @@
 -- ---------------------------------------------------------------------------
 
 -- Who and why: one row per context an application started. Written by the
--- trigger functions (upsert, at most once per statement), never deleted.
--- The column names match django-pghistory's, so a database written by both
--- keeps one history.
+-- trigger functions (an insert, or a refresh of the metadata, once per
+-- statement), never deleted. The first four columns match
+-- django-pghistory's, so a database written by both keeps one history.
+-- created_by is the session user (the role that logged in) whose write
+-- created the row: only writes of that same session user change the
+-- metadata later. A write under the same id by another role points its
+-- events at the context but leaves the row as it is (json-mode events
+-- carry their own metadata). NULL: created before 0.2.0, by a role nobody
+-- recorded; such rows are never changed.
 CREATE TABLE pghistory.context (
     id         uuid        PRIMARY KEY,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    metadata   jsonb       NOT NULL DEFAULT '{}'
+    metadata   jsonb       NOT NULL DEFAULT '{}',
+    created_by name        DEFAULT session_user
 );
 COMMENT ON TABLE pghistory.context IS
-    'pghistory: one row per application context (who, why); events point at it through pgh_context_id';
+    'pghistory: one row per application context (who, why); events point at it through pgh_context_id. '
+    'Only the session user that created a row (created_by) changes its metadata; '
+    'writes under its id by other roles leave it as it is';
 
 -- The registry: one row per tracked table, holding exactly what track() was
 -- given. Trigger functions and event table columns are derived from it, so

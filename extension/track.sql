@@ -115,12 +115,18 @@ BEGIN
                   HINT = format('Run track() as %I (the owner) or as a member of that role.',
                                 pg_get_userbyid(v_relation.relowner));
     END IF;
-    -- the trigger functions live in schema pghistory
-    IF NOT has_schema_privilege('pghistory', 'CREATE') THEN
-        RAISE EXCEPTION 'pghistory: % may not create trigger functions in schema pghistory', current_user
+    -- the trigger functions live in schema pghistory, and belong to the
+    -- table's owner (a superuser may give them to any role)
+    IF NOT has_schema_privilege('pghistory', 'CREATE')
+       OR NOT (pghistory._is_superuser()
+               OR has_schema_privilege(v_relation.relowner, 'pghistory', 'CREATE')) THEN
+        RAISE EXCEPTION 'pghistory: % may not create trigger functions in schema pghistory',
+                CASE WHEN has_schema_privilege('pghistory', 'CREATE')
+                     THEN quote_ident(pg_get_userbyid(v_relation.relowner)) ELSE quote_ident(current_user) END
             USING ERRCODE = 'insufficient_privilege',
                   HINT = format('A superuser or the extension''s owner can GRANT CREATE ON SCHEMA pghistory TO %I.',
-                                current_user);
+                                CASE WHEN has_schema_privilege('pghistory', 'CREATE')
+                                     THEN pg_get_userbyid(v_relation.relowner) ELSE current_user END);
     END IF;
     IF track.context IS NULL OR track.context NOT IN ('fk', 'json', 'none') THEN
         RAISE EXCEPTION 'pghistory: unknown context mode %', quote_nullable(track.context)
@@ -145,7 +151,7 @@ BEGIN
     v_config.level := track.level;
     v_config.append_only := track.append_only;
     PERFORM pghistory._check_trackers(track.tbl, v_config.trackers);
-    PERFORM pghistory._tracked_columns(track.tbl, track.fields, track.exclude);
+    PERFORM pghistory._check_tracked_columns(track.tbl, track.fields, track.exclude);
 
     -- where the history goes: as given, as configured before, or <table>_event
     SELECT * INTO v_existing FROM pghistory.tracked AS t WHERE t.tracked_table = track.tbl;
@@ -185,6 +191,18 @@ BEGIN
             RAISE EXCEPTION 'pghistory: % exists and is not a pghistory event table', v_event_table
                 USING ERRCODE = 'duplicate_table',
                       HINT = 'Choose another event_table, or rename the existing table.';
+        END IF;
+        -- the history of a table belongs to the table's owner
+        IF (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = v_event_table)
+           <> v_relation.relowner THEN
+            RAISE EXCEPTION 'pghistory: % belongs to %, and the event table of % must belong to its owner %',
+                    v_event_table,
+                    quote_ident(pg_get_userbyid((SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                                  WHERE c.oid = v_event_table))),
+                    track.tbl, quote_ident(pg_get_userbyid(v_relation.relowner))
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('ALTER TABLE %s OWNER TO %I, or choose another event_table.',
+                                    v_event_table, pg_get_userbyid(v_relation.relowner));
         END IF;
     END IF;
 
@@ -241,5 +259,6 @@ BEGIN
     IF untrack.drop_events THEN
         EXECUTE format('DROP TABLE %s', v_event_table);
     END IF;
+    PERFORM pghistory._grant_attach_context();
 END
 $$;

@@ -95,6 +95,8 @@ DECLARE
     v_insert text;
     v_timing text;
     v_relation regclass;
+    -- the function belongs to the table's owner and runs with its rights
+    v_owner oid := (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = p_config.tracked_table);
 BEGIN
     v_source := CASE WHEN v_row_level THEN upper(p_tracker.snapshot) ELSE p_tracker.snapshot END;
 
@@ -118,27 +120,25 @@ BEGIN
     IF p_config.context = 'json' THEN
         v_declare := v_declare || E'\n    v_context jsonb := CASE WHEN v_context_id IS NOT NULL THEN ' || v_metadata || ' END;';
     ELSIF p_config.context = 'fk' THEN
-        -- Once per transaction and context (see _attach_context). An owner
-        -- with the rights of pghistory.context's owner (a superuser, the
-        -- extension's owner) writes the row itself: the SECURITY DEFINER
-        -- hop through _attach_context() is a good part of what a one-row
-        -- transaction pays. Other owners go through it.
-        v_attach := E'\n    IF FOUND AND v_context_id IS NOT NULL'
-                 || E'\n       AND current_setting(\'pghistory._attached\', true) IS DISTINCT FROM'
-                 || E'\n           v_context_id::text || coalesce(v_metadata_setting, \'\') THEN';
-        IF pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
-                         WHERE c.oid = 'pghistory.context'::regclass), 'USAGE') THEN
-            v_declare := v_declare || E'\n    v_metadata jsonb;\n    v_attached text;';
+        -- Once per statement: an INSERT that does nothing when the row is
+        -- there, then a refresh of its metadata (see _attach_context). An
+        -- owner with the rights of pghistory.context's owner (a superuser,
+        -- the extension's owner) writes the row itself: the SECURITY
+        -- DEFINER hop through _attach_context() is a good part of what a
+        -- one-row transaction pays. Other owners go through it. Decided
+        -- from the rights of the table's owner, who owns this function.
+        v_attach := E'\n    IF FOUND AND v_context_id IS NOT NULL THEN';
+        IF pg_has_role(v_owner, (SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                  WHERE c.oid = 'pghistory.context'::regclass), 'USAGE') THEN
+            v_declare := v_declare || E'\n    v_metadata jsonb;';
             v_attach := v_attach
                      || E'\n        v_metadata := ' || v_metadata || ';'
-                     || E'\n        INSERT INTO pghistory.context (id, metadata)'
-                     || E'\n        VALUES (v_context_id, v_metadata)'
+                     || E'\n        INSERT INTO pghistory.context (id, metadata, created_by)'
+                     || E'\n        VALUES (v_context_id, v_metadata, session_user)'
                      || E'\n        ON CONFLICT (id) DO NOTHING;'
                      || E'\n        IF NOT FOUND THEN'
                      || E'\n            PERFORM pghistory._refresh_context(v_context_id, v_metadata);'
-                     || E'\n        END IF;'
-                     || E'\n        v_attached := set_config(\'pghistory._attached\','
-                     || E'\n                                 v_context_id::text || coalesce(v_metadata_setting, \'\'), true);';
+                     || E'\n        END IF;';
         ELSE
             v_attach := v_attach
                      || E'\n        PERFORM pghistory._attach_context(v_context_id, v_metadata_setting);';
@@ -224,6 +224,11 @@ AS %L$sql$, v_function,
         v_declare, v_insert, v_attach));
     -- trigger functions are called by triggers, not by people
     EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', v_function);
+    -- whoever generates it (a superuser following the owner's ALTER TABLE,
+    -- say), it runs as the table's owner: its conditions, the INSERT into
+    -- the event table, whatever they reach, with that owner's rights and
+    -- never more
+    EXECUTE format('ALTER FUNCTION %s() OWNER TO %I', v_function, pg_get_userbyid(v_owner));
 
     v_timing := CASE p_tracker.operation
         WHEN 'insert' THEN 'AFTER INSERT'
@@ -292,6 +297,13 @@ DECLARE
     v_config pghistory.tracked;
     v_tracker pghistory.tracker;
 BEGIN
+    -- the functions live in schema pghistory (track() checks it too, for the table's owner)
+    IF NOT has_schema_privilege('pghistory', 'CREATE') THEN
+        RAISE EXCEPTION 'pghistory: % may not create trigger functions in schema pghistory', quote_ident(current_user)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('A superuser or the extension''s owner can GRANT CREATE ON SCHEMA pghistory TO %I.',
+                                current_user);
+    END IF;
     SELECT * INTO STRICT v_config FROM pghistory.tracked WHERE tracked_table = p_tracked;
     PERFORM pghistory._drop_triggers(p_tracked);
     FOREACH v_tracker IN ARRAY v_config.trackers LOOP
@@ -301,5 +313,6 @@ BEGIN
                        pghistory._trigger_function_name(p_tracked, v_tracker.label),
                        pghistory._generation_signature(p_tracked));
     END LOOP;
+    PERFORM pghistory._grant_attach_context();
 END
 $$;

@@ -9,6 +9,9 @@
 -- anything an extension script creates becomes a member.
 -- ---------------------------------------------------------------------------
 
+-- gone in 0.2.0, and called by 0.1.0's event triggers until the code parts replaced them
+DROP FUNCTION IF EXISTS pghistory._following_schema();
+
 DO $$
 DECLARE
     v_table regclass;

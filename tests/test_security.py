@@ -74,6 +74,7 @@ def test_extension_functions_pin_search_path(conn):
          WHERE p.pronamespace = 'pghistory'::regnamespace AND p.prosecdef""") == [
         "_attach_context",
         "_forget_dropped_tables",  # sql_drop: registry rows of tables that no longer exist
+        "_grant_attach_context",   # EXECUTE on _attach_context for the owners of tracked tables
     ]
 
 
