@@ -15,6 +15,7 @@ SCHEMA_PARTS = \
 CODE_PARTS = \
 	extension/relations.sql \
 	extension/columns.sql \
+	extension/identity.sql \
 	extension/context.sql \
 	extension/trackers.sql \
 	extension/event_tables.sql \
@@ -30,6 +31,10 @@ CODE_PARTS = \
 	extension/schema_snapshot.sql \
 	extension/follow_schema.sql \
 	extension/event_triggers.sql \
+	extension/backfill.sql \
+	extension/as_of.sql \
+	extension/blame.sql \
+	extension/revert_context.sql \
 	extension/privileges.sql
 PARTS = extension/header.sql $(SCHEMA_PARTS) $(CODE_PARTS)
 

@@ -47,3 +47,16 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Time travel and undo run with the caller's rights (SECURITY INVOKER):
+-- as_of(), changes() and blame() read what the caller may read of the
+-- table and its event table; backfill() writes the event table, which only
+-- its owner may (unless granted INSERT); revert_context() writes the
+-- tracked tables as the caller. So calling them gives nobody anything:
+-- they are for everyone, as PostgreSQL's default for functions is.
+GRANT EXECUTE ON FUNCTION pghistory.backfill(regclass, text),
+                          pghistory.as_of(anyelement, timestamptz),
+                          pghistory.as_of(anyelement, timestamptz, anycompatible),
+                          pghistory.changes(regclass, timestamptz, timestamptz),
+                          pghistory.blame(regclass, anycompatible),
+                          pghistory.revert_context(uuid, boolean, boolean) TO PUBLIC;

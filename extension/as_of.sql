@@ -1,0 +1,217 @@
+
+-- ---------------------------------------------------------------------------
+-- as_of.sql: a tracked table as it was at a moment, and what changed
+-- between two moments
+--
+-- What "as it was at `at`" means. pgh_created_at is the start of the
+-- transaction that wrote an event (now()), not its commit: the state at
+-- `at` is the table after every change made by transactions that started
+-- before `at`, each object's changes taken in the order they were written
+-- (pgh_id). An object's state is the snapshot of its last event before
+-- `at` (update_event(snapshot => 'old') events record the state before a
+-- change and are passed over); a delete or truncate as that event means
+-- the row did not exist. Objects that no event touched since `at` are
+-- read from the table itself, which is where their last recorded state is
+-- when every change is recorded (the functions here refuse tables whose
+-- trackers leave changes out); this is what keeps as_of() proportional to
+-- the number of rows, and the events written since `at`, rather than to
+-- the whole history. Rows with no event at all (there before tracking
+-- began, never changed since, never backfilled) are taken as they are now
+-- for moments since tracking began (pghistory.tracked.tracked_at), and
+-- are absent before. An object whose first event is a baseline (backfill,
+-- create_event) is known as that baseline from tracking's start; one whose
+-- first event is an update (older than tracking, not backfilled) is absent
+-- until that update, since its earlier state was never recorded.
+-- ---------------------------------------------------------------------------
+
+-- The query of the rows of p_config's table as they were at p_at (an SQL
+-- expression of type timestamptz), typed as the table: its columns, in
+-- order. p_objects, when not NULL, is an SQL expression of type text[]
+-- that limits it to those objects. p_since_tracking says whether p_at is
+-- at or after the moment tracking began (see the header).
+CREATE OR REPLACE FUNCTION pghistory._as_of_query(p_config pghistory.tracked, p_at text, p_objects text,
+                                                  p_since_tracking boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type text := pghistory._obj_id_type(p_config.event_table);
+    v_key text := pghistory._object_key(p_config.tracked_table, 'pgh_now');
+    v_columns text;
+    v_objects text := CASE WHEN p_objects IS NOT NULL THEN format('(%s)::%s[]', p_objects, v_type) END;
+BEGIN
+    SELECT string_agg(format('pgh_state.%I::%s AS %I', a.attname, format_type(a.atttypid, a.atttypmod), a.attname),
+                      ', ' ORDER BY a.attnum)
+      INTO v_columns
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = p_config.tracked_table AND a.attnum > 0 AND NOT a.attisdropped;
+    RETURN format($sql$
+WITH pgh_later AS MATERIALIZED (
+    SELECT DISTINCT pgh_event.pgh_obj_id FROM %1$s AS pgh_event
+     WHERE pgh_event.pgh_created_at >= %2$s%3$s)
+SELECT pgh_now.* FROM %4$s AS pgh_now
+ WHERE NOT EXISTS (SELECT FROM pgh_later WHERE pgh_later.pgh_obj_id = %5$s)%6$s%7$s
+UNION ALL
+SELECT %8$s
+  FROM pgh_later
+  LEFT JOIN LATERAL (SELECT pgh_event.pgh_id, pgh_event.pgh_label FROM %1$s AS pgh_event
+                      WHERE pgh_event.pgh_obj_id = pgh_later.pgh_obj_id AND pgh_event.pgh_created_at < %2$s
+                        AND %9$s <> 'o'
+                      ORDER BY pgh_event.pgh_id DESC LIMIT 1) AS pgh_before ON true
+  LEFT JOIN LATERAL (SELECT pgh_event.pgh_id, pgh_event.pgh_label FROM %1$s AS pgh_event
+                      WHERE pgh_event.pgh_obj_id = pgh_later.pgh_obj_id
+                      ORDER BY pgh_event.pgh_id LIMIT 1) AS pgh_first ON pgh_before.pgh_id IS NULL AND %10$L
+  JOIN %1$s AS pgh_state
+    ON pgh_state.pgh_id = CASE WHEN pgh_before.pgh_id IS NOT NULL
+                               THEN CASE WHEN %11$s <> 'd' THEN pgh_before.pgh_id END
+                               WHEN %12$s THEN pgh_first.pgh_id END$sql$,
+        p_config.event_table, p_at,
+        CASE WHEN v_objects IS NOT NULL THEN format(' AND pgh_event.pgh_obj_id = ANY (%s)', v_objects) ELSE '' END,
+        p_config.tracked_table, v_key,
+        CASE WHEN p_since_tracking THEN '' ELSE format(
+            E'\n   AND EXISTS (SELECT FROM %s AS pgh_event WHERE pgh_event.pgh_obj_id = %s AND pgh_event.pgh_created_at < %s)',
+            p_config.event_table, v_key, p_at) END,
+        CASE WHEN v_objects IS NOT NULL THEN format(E'\n   AND %s = ANY (%s)', v_key, v_objects) ELSE '' END,
+        v_columns,
+        pghistory._event_kind_expression(p_config.trackers, 'pgh_event.pgh_label'),
+        p_since_tracking,
+        pghistory._event_kind_expression(p_config.trackers, 'pgh_before.pgh_label'),
+        pghistory._baseline_expression(p_config.trackers, 'pgh_first.pgh_label'));
+END
+$$;
+
+-- The table whose row type p_row has, for as_of(); refuses other types.
+CREATE OR REPLACE FUNCTION pghistory._row_type_table(p_type regtype)
+RETURNS regclass
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_table regclass := (SELECT nullif(t.typrelid, 0)::regclass FROM pg_catalog.pg_type AS t WHERE t.oid = p_type);
+BEGIN
+    IF v_table IS NULL THEN
+        RAISE EXCEPTION 'pghistory: as_of() takes a table''s row type, not %', p_type
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass NULL cast to the table: pghistory.as_of(NULL::orders, ''2026-11-01'').';
+    END IF;
+    RETURN v_table;
+END
+$$;
+
+-- The rows of a tracked table as they were at `at` (see the header), as
+-- rows of the table's own type: pass NULL::<table>. They join with other
+-- tables' pasts: ... FROM pghistory.as_of(NULL::orders, t) AS o JOIN
+-- pghistory.as_of(NULL::customers, t) AS c ON c.id = o.customer_id.
+-- Runs with the caller's rights (SELECT on the table and its event table).
+-- Refuses types that are not a tracked table's, tables without a primary
+-- key, and tables whose history does not hold every column and change.
+CREATE OR REPLACE FUNCTION pghistory.as_of(tbl anyelement, at timestamptz)
+RETURNS SETOF anyelement
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    v_config pghistory.tracked := pghistory._time_travel_config(
+        pghistory._row_type_table(pg_catalog.pg_typeof(as_of.tbl)::regtype), 'as_of()');
+BEGIN
+    PERFORM pghistory._require_full_history(v_config, 'as_of()');
+    PERFORM pghistory._check_history_readable(v_config);
+    IF as_of.at IS NULL THEN
+        RAISE EXCEPTION 'pghistory: as_of() needs a moment, not NULL'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example now() - interval ''1 day''.';
+    END IF;
+    RETURN QUERY EXECUTE pghistory._as_of_query(v_config, '$1', NULL, as_of.at >= v_config.tracked_at)
+        USING as_of.at;
+END
+$$;
+
+-- One object of a tracked table as it was at `at`: its row, or no row
+-- when it did not exist then. obj_id is its primary key value (1, '1', a
+-- uuid). An index lookup: costs the same however long the history is.
+-- Refuses what as_of(tbl, at) refuses, and obj_ids that are no key value.
+CREATE OR REPLACE FUNCTION pghistory.as_of(tbl anyelement, at timestamptz, obj_id anycompatible)
+RETURNS SETOF anyelement
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    v_config pghistory.tracked := pghistory._time_travel_config(
+        pghistory._row_type_table(pg_catalog.pg_typeof(as_of.tbl)::regtype), 'as_of()');
+BEGIN
+    PERFORM pghistory._require_full_history(v_config, 'as_of()');
+    PERFORM pghistory._check_history_readable(v_config);
+    IF as_of.at IS NULL THEN
+        RAISE EXCEPTION 'pghistory: as_of() needs a moment, not NULL'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example now() - interval ''1 day''.';
+    END IF;
+    PERFORM pghistory._check_obj_id(v_config.event_table, v_config.tracked_table, as_of.obj_id::text);
+    RETURN QUERY EXECUTE pghistory._as_of_query(v_config, '$1', 'ARRAY[$2]', as_of.at >= v_config.tracked_at)
+        USING as_of.at, as_of.obj_id::text;
+END
+$$;
+
+-- What changed in a tracked table between since (inclusive) and until
+-- (exclusive), the bounds events() has: one row per object that an event
+-- stamped in that span touched and whose state differs between
+-- as_of(since) and as_of(until): obj_id, change ('created': absent at
+-- since; 'deleted': absent at until; 'updated'), and the net diff
+-- {"col": [at since, at until]} of the columns whose values differ (NULL
+-- for the side where the row is absent). An object created and deleted in
+-- between, or changed and changed back, is not listed. since NULL: from
+-- the beginning; until NULL: up to now and after. Ordered by obj_id.
+-- Refuses what as_of() refuses, and since after until.
+CREATE OR REPLACE FUNCTION pghistory.changes(tbl regclass, since timestamptz DEFAULT NULL,
+                                             until timestamptz DEFAULT NULL)
+RETURNS TABLE (obj_id text, change text, diff jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    v_config pghistory.tracked := pghistory._time_travel_config(changes.tbl, 'changes()');
+    v_since timestamptz := coalesce(changes.since, '-infinity');
+    v_until timestamptz := coalesce(changes.until, 'infinity');
+    v_objects text[];
+    v_key text := pghistory._object_key(v_config.tracked_table, 'pgh_state');
+BEGIN
+    PERFORM pghistory._require_full_history(v_config, 'changes()');
+    PERFORM pghistory._check_history_readable(v_config);
+    IF v_since > v_until THEN
+        RAISE EXCEPTION 'pghistory: changes() from % back to % goes backwards', v_since, v_until
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Give since before until.';
+    END IF;
+    EXECUTE format('SELECT array_agg(DISTINCT pgh_event.pgh_obj_id::text) FROM %s AS pgh_event '
+                   'WHERE pgh_event.pgh_created_at >= $1 AND pgh_event.pgh_created_at < $2',
+                   v_config.event_table)
+       INTO v_objects USING v_since, v_until;
+    IF v_objects IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format($sql$
+SELECT coalesce(pgh_after.obj_id, pgh_before.obj_id)::text,
+       CASE WHEN pgh_before.state IS NULL THEN 'created' WHEN pgh_after.state IS NULL THEN 'deleted' ELSE 'updated' END,
+       (SELECT pg_catalog.jsonb_object_agg(k.key, pg_catalog.jsonb_build_array(pgh_before.state -> k.key,
+                                                                               pgh_after.state -> k.key))
+          FROM pg_catalog.jsonb_object_keys(coalesce(pgh_after.state, pgh_before.state)) AS k(key)
+         WHERE nullif(pgh_before.state -> k.key, 'null') IS DISTINCT FROM nullif(pgh_after.state -> k.key, 'null'))
+  FROM (SELECT %1$s AS obj_id, pg_catalog.to_jsonb(pgh_state) AS state FROM (%2$s) AS pgh_state) AS pgh_before
+  FULL JOIN (SELECT %1$s AS obj_id, pg_catalog.to_jsonb(pgh_state) AS state FROM (%3$s) AS pgh_state) AS pgh_after
+    ON pgh_after.obj_id = pgh_before.obj_id
+ WHERE pgh_before.state IS DISTINCT FROM pgh_after.state
+ ORDER BY coalesce(pgh_after.obj_id, pgh_before.obj_id)$sql$,
+        v_key,
+        pghistory._as_of_query(v_config, '$1', '$3', v_since >= v_config.tracked_at),
+        pghistory._as_of_query(v_config, '$2', '$3', v_until >= v_config.tracked_at))
+        USING v_since, v_until, v_objects;
+END
+$$;
+
+COMMENT ON FUNCTION pghistory.as_of(anyelement, timestamptz) IS
+    'pghistory: the rows of a tracked table as they were at a moment, typed as the table: as_of(NULL::orders, at)';
+COMMENT ON FUNCTION pghistory.as_of(anyelement, timestamptz, anycompatible) IS
+    'pghistory: one row of a tracked table as it was at a moment (no row: it did not exist then)';
+COMMENT ON FUNCTION pghistory.changes(regclass, timestamptz, timestamptz) IS
+    'pghistory: per object, created / updated / deleted between two moments, with the net diff';
