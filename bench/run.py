@@ -22,6 +22,8 @@ Workloads
     one_noctx     the same without a context
     lookup        pghistory.events('item', id) on a table with 2 x --rows events (ms)
     storage       bytes per event of each target's event table, after the run
+    time_travel   backfill, as_of, blame, changes on a history of 10 x --rows events, once
+                  per run, on a database of its own (bench/time_travel.py)
 """
 
 from __future__ import annotations
@@ -44,10 +46,11 @@ sys.path.insert(1, str(HERE.parent / "tests"))
 import harness  # noqa: E402
 import report  # noqa: E402
 import targets as tg  # noqa: E402
+import time_travel  # noqa: E402
 
 BULK = ("update", "insert", "delete")
 PGBENCH = ("one_ctx", "one_noctx")
-WORKLOADS = (*BULK, *PGBENCH, "lookup")
+WORKLOADS = (*BULK, *PGBENCH, "lookup", "time_travel")
 
 # Settings of the bench's server, on top of the harness's (fsync, synchronous_commit
 # and full_page_writes off): room for every target's data in memory, no
@@ -327,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
                         lookups(lookup_conn, args.rows, 5, rng)  # warm the caches and plans
                     lookup_ms += lookups(lookup_conn, args.rows, max(1, args.lookups // args.reps), rng)
             print(f"  rep {rep + 1}/{args.reps} done in {time.perf_counter() - rep_start:.0f}s", flush=True)
+
+        if "time_travel" in args.workload_list:
+            for line in time_travel.run(pg, args.rows):
+                notes.append(line)
+                print(f"  {line}", flush=True)
 
         for t in targets:
             if t.tracked:

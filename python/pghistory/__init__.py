@@ -32,6 +32,7 @@ from ._metadata import MAX_METADATA_BYTES
 from ._names import TableName
 from ._reset import reset
 from ._rows import Event
+from ._time_travel import Blame, Change, RevertStep, as_of, backfill, blame, changes, revert_context
 from ._trackers import DeleteEvent, InsertEvent, ManualEvent, Tracker, TruncateEvent, UpdateEvent
 from ._tracking import create_event, track, untrack
 from .errors import ContextError, ExtensionNotAvailable
@@ -43,6 +44,8 @@ __all__ = [
     "MAX_METADATA_BYTES",
     "AsyncContext",
     "AsyncIgnore",
+    "Blame",
+    "Change",
     "Context",
     "ContextError",
     "DeleteEvent",
@@ -52,11 +55,16 @@ __all__ = [
     "InsertEvent",
     "ManualEvent",
     "ObjId",
+    "RevertStep",
     "TableName",
     "Tracker",
     "TruncateEvent",
     "UpdateEvent",
     "aio",
+    "as_of",
+    "backfill",
+    "blame",
+    "changes",
     "context",
     "create_event",
     "errors",
@@ -65,6 +73,7 @@ __all__ = [
     "install",
     "reset",
     "revert",
+    "revert_context",
     "track",
     "untrack",
 ]

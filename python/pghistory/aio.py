@@ -24,6 +24,7 @@ from __future__ import annotations
 from ._browsing import events_gen, revert_gen
 from ._ops import async_twin
 from ._reset import reset_gen
+from ._time_travel import as_of_gen, backfill_gen, blame_gen, changes_gen, revert_context_gen
 from ._tracking import create_event_gen, track_gen, untrack_gen
 
 track = async_twin(track_gen)
@@ -32,5 +33,13 @@ create_event = async_twin(create_event_gen)
 events = async_twin(events_gen)
 revert = async_twin(revert_gen)
 reset = async_twin(reset_gen)
+backfill = async_twin(backfill_gen)
+as_of = async_twin(as_of_gen)
+changes = async_twin(changes_gen)
+blame = async_twin(blame_gen)
+revert_context = async_twin(revert_context_gen)
 
-__all__ = ["create_event", "events", "reset", "revert", "track", "untrack"]
+__all__ = [
+    "as_of", "backfill", "blame", "changes", "create_event", "events", "reset", "revert", "revert_context", "track",
+    "untrack",
+]
