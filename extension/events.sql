@@ -249,3 +249,18 @@ SELECT e.pgh_slug, e.pgh_model, e.pgh_id, e.pgh_created_at, e.pgh_label, e.pgh_d
   FROM pghistory.events() AS e;
 COMMENT ON VIEW pghistory.aggregate_events IS
     'pghistory: every event of every tracked table the current role may read, oldest first';
+
+-- events() with the key in its own type: events('orders', obj_id => 1),
+-- 1::bigint, a uuid. (A quoted '1' goes to events() above.)
+CREATE OR REPLACE FUNCTION pghistory.events(tbl        regclass,
+                                 obj_id     anycompatible,
+                                 since      timestamptz DEFAULT NULL,
+                                 until      timestamptz DEFAULT NULL,
+                                 labels     text[]      DEFAULT NULL,
+                                 context_id uuid        DEFAULT NULL)
+RETURNS TABLE (pgh_slug text, pgh_model text, pgh_id bigint, pgh_created_at timestamptz, pgh_label text,
+               pgh_data jsonb, pgh_diff jsonb, pgh_context_id uuid, pgh_context jsonb,
+               pgh_obj_model text, pgh_obj_id text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM pghistory.events(tbl, obj_id::text, since, until, labels, context_id) $$;

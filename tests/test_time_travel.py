@@ -277,3 +277,13 @@ def test_time_travel_reads_with_the_callers_rights(conn, connect, make_role, ord
         ("1", "update")]
     assert error(reader, "SELECT pghistory.backfill('orders')")[:2] == (
         "42501", "pghistory: permission denied to backfill public.orders")
+
+
+def test_events_take_the_key_in_its_own_type(conn, orders):
+    expected = [(1, "insert"), (3, "update")]
+    for call in ("pghistory.events('orders', obj_id => 1)", "pghistory.events('orders', 1)",
+                 "pghistory.events('orders', obj_id => 1::bigint)", "pghistory.events('orders', obj_id => '1')",
+                 "pghistory.events('orders', '1')", "pghistory.events('orders', 1, since => '-infinity')"):
+        assert rows(conn, f"SELECT pgh_id, pgh_label FROM {call}") == expected, call
+    assert len(rows(conn, "SELECT * FROM pghistory.events('orders')")) == 5
+    assert len(rows(conn, "SELECT * FROM pghistory.events()")) == 5
