@@ -1,0 +1,311 @@
+"""Newest-first reading of history, streamed: what ``pghistory log`` and the history browser show.
+
+``pghistory.events()`` returns history oldest first and builds its whole
+result before the first row arrives, which is right for one object and too
+slow for the first screen of a table with millions of events. So reading
+newest first goes in two steps, both with the connected role's own rights:
+
+1. *which events*: per readable event table, a server-side cursor over
+   ``SELECT pgh_id, ... ORDER BY pgh_id DESC`` with the filters that need no
+   diff (object, time, label, context) as a ``WHERE``: the primary key index
+   read backwards, so the first rows arrive at once however long the history;
+   the tables' streams are merged by ``pgh_created_at``;
+2. *what they were*: each batch of events is read in full, diff included,
+   through ``pghistory.events(table, obj_id)`` (one object's history, an
+   index lookup), so the diffs are the extension's own.
+
+Within one table events come in the order they were written (``pgh_id``),
+across tables by time. A page can be continued with `Position`: for each
+event table, the ``pgh_id`` to continue below (keyset pagination).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ._rows import EVENT_COLUMNS, Event
+
+#: Events read in full per round trip (step 2).
+BATCH = 50
+
+
+class HistoryError(Exception):
+    """A question about history that cannot be answered as asked; says what to do."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Source:
+    """One event table history is read from."""
+
+    oid: int
+    schema: str
+    name: str
+    obj_model: str | None
+    readable: bool
+    has_context_id: bool
+    has_context: bool
+
+    @property
+    def model(self) -> str:
+        """The event table's name as ``pgh_model`` spells it (``public.orders_event``)."""
+        return f"{_quote(self.schema)}.{_quote(self.name)}"
+
+
+def _quote(name: str) -> str:
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to keep; every field left as None keeps everything."""
+
+    table: str | None = None
+    obj_id: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    labels: Sequence[str] | None = None
+    context: dict[str, str] = field(default_factory=dict)
+    context_id: uuid.UUID | None = None
+    changed: Sequence[str] | None = None
+    pgh_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a newest-first listing continues: per event table (model), the pgh_id to stay below."""
+
+    below: dict[str, int] = field(default_factory=dict)
+
+    def token(self) -> str:
+        """A bookmarkable form: ``public.orders_event:12,public.customers_event:7``."""
+        return ",".join(f"{model}:{pgh_id}" for model, pgh_id in sorted(self.below.items()))
+
+    @classmethod
+    def parse(cls, token: str) -> Position:
+        """The inverse of token(); a HistoryError for anything else."""
+        below: dict[str, int] = {}
+        for part in filter(None, token.split(",")):
+            model, sep, pgh_id = part.rpartition(":")
+            if not sep or not model or not pgh_id.isdigit():
+                raise HistoryError(f"not a position in history: {token!r}", "follow the links of the previous page")
+            below[model] = int(pgh_id)
+        return cls(below)
+
+
+def parse_time(conn: psycopg.Connection[Any], text: str, option: str = "time") -> dt.datetime:
+    """A point in time as PostgreSQL reads it, or relative: ``2026-11-01``, ``yesterday``, ``2 hours ago``."""
+    relative = re.fullmatch(r"\s*(.+?)\s+ago\s*", text, re.I)
+    query = "SELECT now() - %s::interval" if relative else "SELECT %s::timestamptz"
+    try:
+        with conn.transaction():
+            row = conn.execute(query, (relative.group(1) if relative else text,)).fetchone()
+    except psycopg.DataError as exc:
+        raise HistoryError(
+            f"cannot read {option} {text!r} as a time",
+            "give a date (2026-11-01), a timestamp (2026-11-01 12:00+00) or a relative time (2 hours ago, yesterday)",
+        ) from exc
+    assert row is not None
+    value = row[0]
+    assert isinstance(value, dt.datetime)
+    return value
+
+
+def sources(conn: psycopg.Connection[Any], table: str | None = None) -> list[Source]:
+    """The event tables of ``table`` (tracked or event table), or of every tracked table."""
+    query = sql.SQL("""
+        SELECT c.oid::bigint, n.nspname::text, c.relname::text, s.obj_model,
+               has_table_privilege(c.oid, 'SELECT') AND has_schema_privilege(n.oid, 'USAGE'),
+               EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = c.oid
+                          AND a.attname = 'pgh_context_id' AND NOT a.attisdropped),
+               EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = c.oid
+                          AND a.attname = 'pgh_context' AND NOT a.attisdropped)
+          FROM pghistory._history_sources({}::regclass) AS s
+          JOIN pg_catalog.pg_class AS c ON c.oid = s.event_table
+          JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+         ORDER BY n.nspname, c.relname""").format(sql.Literal(None) if table is None else sql.Placeholder())
+    try:
+        with conn.transaction():
+            rows = conn.execute(query, () if table is None else (table,)).fetchall()
+    except psycopg.errors.UndefinedTable as exc:
+        raise HistoryError(f"no table {table}", "name a tracked table; SELECT * FROM pghistory.tracking lists them") from exc
+    except psycopg.errors.UndefinedObject as exc:
+        if exc.diag.message_primary and exc.diag.message_primary.startswith("pghistory:"):
+            raise HistoryError(f"{table} is not tracked", "track it with SELECT pghistory.track(...), or name a tracked table") from exc
+        raise
+    except (psycopg.errors.InvalidName, psycopg.errors.SyntaxError, psycopg.errors.InvalidSchemaName) as exc:
+        raise HistoryError(f"no table {table}", "name a tracked table; SELECT * FROM pghistory.tracking lists them") from exc
+    found = [Source(*row) for row in rows]
+    if table is not None:
+        for source in found:
+            if not source.readable:
+                raise HistoryError(
+                    f"permission denied for the history in {source.model}",
+                    f"reading history needs SELECT on its event table: GRANT SELECT ON {source.model} TO {_current_user(conn)}",
+                )
+    return [source for source in found if source.readable]
+
+
+def _current_user(conn: psycopg.Connection[Any]) -> str:
+    row = conn.execute("SELECT current_user::text").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def _context_candidates(context: dict[str, str]) -> list[str]:
+    """The metadata objects a --context filter matches: each value as a string, or as the JSON it spells."""
+    choices: list[list[tuple[str, Any]]] = []
+    for key, value in context.items():
+        alternatives: list[tuple[str, Any]] = [(key, value)]
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        if parsed != value:
+            alternatives.append((key, parsed))
+        choices.append(alternatives)
+    return [json.dumps(dict(combo)) for combo in itertools.product(*choices)]
+
+
+def _selection(source: Source, filters: Filters, below: int | None, read_context: bool) -> sql.Composed | None:
+    """Step 1 for one event table: its events' keys, newest first; None when none can match."""
+    conditions: list[sql.Composable] = []
+    if filters.obj_id is not None:
+        conditions.append(sql.SQL("pgh_obj_id = {}").format(sql.Literal(filters.obj_id)))
+    if filters.pgh_id is not None:
+        conditions.append(sql.SQL("pgh_id = {}").format(sql.Literal(filters.pgh_id)))
+    if below is not None:
+        conditions.append(sql.SQL("pgh_id < {}").format(sql.Literal(below)))
+    if filters.since is not None:
+        conditions.append(sql.SQL("pgh_created_at >= {}").format(sql.Literal(filters.since)))
+    if filters.until is not None:
+        conditions.append(sql.SQL("pgh_created_at < {}").format(sql.Literal(filters.until)))
+    if filters.labels is not None:
+        conditions.append(sql.SQL("pgh_label = ANY ({}::text[])").format(sql.Literal(list(filters.labels))))
+    if filters.context_id is not None:
+        if not source.has_context_id:
+            return None
+        conditions.append(sql.SQL("pgh_context_id = {}").format(sql.Literal(filters.context_id)))
+    if filters.context:
+        lookup = sql.SQL("(SELECT c.metadata FROM pghistory.context AS c WHERE c.id = pgh_context_id)")
+        if source.has_context and source.has_context_id and read_context:
+            metadata: sql.Composable = sql.SQL("coalesce(pgh_context, {})").format(lookup)
+        elif source.has_context:
+            metadata = sql.SQL("pgh_context")
+        elif source.has_context_id and read_context:
+            metadata = lookup
+        else:
+            return None
+        conditions.append(sql.SQL("{} @> ANY ({}::jsonb[])").format(
+            metadata, sql.Literal(_context_candidates(filters.context))))
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+    return sql.SQL("SELECT pgh_id, pgh_created_at, pgh_obj_id::text FROM {}{} ORDER BY pgh_id DESC").format(
+        sql.Identifier(source.schema, source.name), where)
+
+
+_DETAILS = sql.SQL("""
+    SELECT k.tbl::oid::bigint, {columns}
+      FROM unnest({tbls}::regclass[], {objs}::text[], {ats}::timestamptz[]) AS k(tbl, obj, at)
+     CROSS JOIN LATERAL pghistory.events(k.tbl, k.obj,
+                                         since => CASE WHEN k.obj IS NULL THEN k.at END,
+                                         until => CASE WHEN k.obj IS NULL THEN k.at + interval '1 microsecond' END) AS e""")
+
+
+def _details(conn: psycopg.Connection[Any], keys: list[tuple[Source, int, dt.datetime, str | None]]) -> list[Event]:
+    """Step 2: the events of ``keys`` in full, in the order of ``keys``."""
+    objects = sorted({(source.oid, obj, None if obj is not None else at) for source, _, at, obj in keys},
+                     key=lambda k: (k[0], k[1] or "", k[2] or dt.datetime.min.replace(tzinfo=dt.timezone.utc)))
+    query = _DETAILS.format(
+        columns=sql.SQL(", ").join(sql.SQL("e.{}").format(sql.Identifier(c)) for c in EVENT_COLUMNS),
+        tbls=sql.Literal([o[0] for o in objects]),
+        objs=sql.Literal([o[1] for o in objects]),
+        ats=sql.Literal([o[2] for o in objects]),
+    )
+    found: dict[tuple[int, int], Event] = {}
+    for row in conn.execute(query).fetchall():
+        event = Event(*row[1:])
+        found[(int(row[0]), event.pgh_id)] = event
+    return [found[(source.oid, pgh_id)] for source, pgh_id, _, _ in keys if (source.oid, pgh_id) in found]
+
+
+class Listing:
+    """Events newest first, streamed: iterate it; ``position`` is where the events not yet read start.
+
+    Runs inside a transaction of its own on ``conn`` (named cursors need one);
+    close() ends it (also on leaving a ``with`` block).
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], filters: Filters, position: Position | None = None,
+                 batch: int = BATCH) -> None:
+        self.conn, self.filters, self.batch = conn, filters, batch
+        self.position = Position(dict(position.below)) if position else Position()
+        self._sources = sources(conn, filters.table)
+        row = conn.execute("SELECT has_table_privilege('pghistory.context', 'SELECT')").fetchone()
+        self._read_context = bool(row and row[0])
+        self._transaction = conn.transaction()
+        self._transaction.__enter__()
+        self._cursors: list[psycopg.ServerCursor[Any]] = []
+
+    def __enter__(self) -> Listing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the cursors and ends the transaction (read-only: nothing to keep)."""
+        for cursor in self._cursors:
+            if not cursor.closed:
+                cursor.close()
+        self._cursors.clear()
+        if self._transaction is not None:
+            transaction, self._transaction = self._transaction, None  # type: ignore[assignment]
+            transaction.__exit__(None, None, None)
+
+    def _stream(self, source: Source) -> Iterator[tuple[dt.datetime, str, int, Source, str | None]]:
+        selection = _selection(source, self.filters, self.position.below.get(source.model), self._read_context)
+        if selection is None:
+            return
+        cursor = self.conn.cursor(name=f"pghistory_{uuid.uuid4().hex[:12]}")
+        self._cursors.append(cursor)
+        cursor.execute(selection)
+        while True:
+            rows = cursor.fetchmany(self.batch)
+            for pgh_id, created_at, obj_id in rows:
+                yield created_at, source.model, pgh_id, source, obj_id
+            if len(rows) < self.batch:
+                cursor.close()
+                return
+
+    def __iter__(self) -> Iterator[Event]:
+        merged = heapq.merge(*(self._stream(s) for s in self._sources), key=lambda k: (k[0], k[1], k[2]), reverse=True)
+        while True:
+            keys = [(source, pgh_id, at, obj) for at, _, pgh_id, source, obj in itertools.islice(merged, self.batch)]
+            if not keys:
+                return
+            for event in _details(self.conn, keys):
+                self.position.below[event.pgh_model] = event.pgh_id
+                if self.filters.changed and not (event.pgh_diff and any(c in event.pgh_diff for c in self.filters.changed)):
+                    continue
+                yield event
+
+
+def newest_first(conn: psycopg.Connection[Any], filters: Filters, limit: int | None = None,
+                 position: Position | None = None) -> Iterable[Event]:
+    """Up to ``limit`` events newest first (all of them with None), streamed."""
+    with Listing(conn, filters, position) as listing:
+        yield from itertools.islice(listing, limit)
