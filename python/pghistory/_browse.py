@@ -11,8 +11,11 @@ newest first goes in two steps, both with the connected role's own rights:
    read backwards, so the first rows arrive at once however long the history;
    the tables' streams are merged by ``pgh_created_at``;
 2. *what they were*: each batch of events is read in full, diff included,
-   through ``pghistory.events(table, obj_id)`` (one object's history, an
-   index lookup), so the diffs are the extension's own.
+   by the query ``pghistory.events()`` itself runs on that event table (the
+   extension's ``_events_query``: one index probe per event for its
+   neighbours), restricted to the batch's ``pgh_id``: the diffs are the
+   extension's own, and a page costs milliseconds, not one ``events()`` call
+   per object.
 
 Within one table events come in the order they were written (``pgh_id``),
 across tables by time. A page can be continued with `Position`: for each
@@ -28,6 +31,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +64,7 @@ class Source:
     readable: bool
     has_context_id: bool
     has_context: bool
+    query: str  # the extension's own query over this event table (what events() runs), for step 2
 
     @property
     def model(self) -> str:
@@ -134,7 +139,10 @@ def sources(conn: psycopg.Connection[Any], table: str | None = None) -> list[Sou
                EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = c.oid
                           AND a.attname = 'pgh_context_id' AND NOT a.attisdropped),
                EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = c.oid
-                          AND a.attname = 'pgh_context' AND NOT a.attisdropped)
+                          AND a.attname = 'pgh_context' AND NOT a.attisdropped),
+               pghistory._events_query(s.event_table, s.obj_model, s.trackers,
+                                       has_table_privilege('pghistory.context', 'SELECT'),
+                                       false, true, false, false, false)
           FROM pghistory._history_sources({}::regclass) AS s
           JOIN pg_catalog.pg_class AS c ON c.oid = s.event_table
           JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
@@ -217,28 +225,33 @@ def _selection(source: Source, filters: Filters, below: int | None, read_context
         sql.Identifier(source.schema, source.name), where)
 
 
-_DETAILS = sql.SQL("""
-    SELECT k.tbl::oid::bigint, {columns}
-      FROM unnest({tbls}::regclass[], {objs}::text[], {ats}::timestamptz[]) AS k(tbl, obj, at)
-     CROSS JOIN LATERAL pghistory.events(k.tbl, k.obj,
-                                         since => CASE WHEN k.obj IS NULL THEN k.at END,
-                                         until => CASE WHEN k.obj IS NULL THEN k.at + interval '1 microsecond' END) AS e""")
+def _details(conn: psycopg.Connection[Any], keys: list[tuple[Source, int, dt.datetime, str | None]],
+             prepared: dict[int, str]) -> list[Event]:
+    """Step 2: the events of ``keys`` in full, in the order of ``keys``.
 
-
-def _details(conn: psycopg.Connection[Any], keys: list[tuple[Source, int, dt.datetime, str | None]]) -> list[Event]:
-    """Step 2: the events of ``keys`` in full, in the order of ``keys``."""
-    objects = sorted({(source.oid, obj, None if obj is not None else at) for source, _, at, obj in keys},
-                     key=lambda k: (k[0], k[1] or "", k[2] or dt.datetime.min.replace(tzinfo=dt.timezone.utc)))
-    query = _DETAILS.format(
-        columns=sql.SQL(", ").join(sql.SQL("e.{}").format(sql.Identifier(c)) for c in EVENT_COLUMNS),
-        tbls=sql.Literal([o[0] for o in objects]),
-        objs=sql.Literal([o[1] for o in objects]),
-        ats=sql.Literal([o[2] for o in objects]),
-    )
+    Per event table, the query events() itself runs for a ``since`` filter (given -infinity) (one
+    index probe per event for its neighbours, so diffs are the extension's),
+    restricted to the batch's pgh_ids; prepared once per connection
+    (``prepared`` maps the table's oid to the statement's name).
+    """
     found: dict[tuple[int, int], Event] = {}
-    for row in conn.execute(query).fetchall():
-        event = Event(*row[1:])
-        found[(int(row[0]), event.pgh_id)] = event
+    by_source: dict[int, tuple[Source, list[int]]] = {}
+    for source, pgh_id, _, _ in keys:
+        by_source.setdefault(source.oid, (source, []))[1].append(pgh_id)
+    columns = sql.SQL(", ").join(sql.SQL("pgh_events.{}").format(sql.Identifier(c)) for c in EVENT_COLUMNS)
+    for oid, (source, ids) in by_source.items():
+        if oid not in prepared:
+            name = f"pghistory_page_{uuid.uuid4().hex[:12]}"
+            conn.execute(sql.SQL(
+                "PREPARE {} (text, timestamptz, timestamptz, text[], uuid, bigint[]) AS "
+                "SELECT {} FROM ({}) AS pgh_events WHERE pgh_events.pgh_id = ANY ($6)").format(
+                    sql.Identifier(name), columns, sql.SQL(source.query)))  # the extension's own SQL text
+            prepared[oid] = name
+        rows = conn.execute(sql.SQL("EXECUTE {} (NULL, '-infinity', NULL, NULL, NULL, {}::bigint[])").format(
+            sql.Identifier(prepared[oid]), sql.Literal(ids))).fetchall()
+        for row in rows:
+            event = Event(*row)
+            found[(oid, event.pgh_id)] = event
     return [found[(source.oid, pgh_id)] for source, pgh_id, _, _ in keys if (source.oid, pgh_id) in found]
 
 
@@ -256,25 +269,37 @@ class Listing:
         self._sources = sources(conn, filters.table)
         row = conn.execute("SELECT has_table_privilege('pghistory.context', 'SELECT')").fetchone()
         self._read_context = bool(row and row[0])
-        self._transaction = conn.transaction()
+        self._transaction: AbstractContextManager[Any] | None = conn.transaction()
         self._transaction.__enter__()
         self._cursors: list[psycopg.ServerCursor[Any]] = []
+        self._prepared: dict[int, str] = {}
 
     def __enter__(self) -> Listing:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.close(kind, exc, tb)
 
-    def close(self) -> None:
-        """Closes the cursors and ends the transaction (read-only: nothing to keep)."""
-        for cursor in self._cursors:
-            if not cursor.closed:
-                cursor.close()
-        self._cursors.clear()
-        if self._transaction is not None:
-            transaction, self._transaction = self._transaction, None  # type: ignore[assignment]
-            transaction.__exit__(None, None, None)
+    def close(self, kind: type[BaseException] | None = None, exc: BaseException | None = None, tb: Any = None) -> None:
+        """Closes the cursors, forgets the prepared statements and ends the transaction (read-only: nothing to keep)."""
+        if self._transaction is None:
+            return
+        transaction, self._transaction = self._transaction, None
+        try:
+            for cursor in self._cursors:
+                if not cursor.closed:
+                    try:
+                        cursor.close()
+                    except psycopg.Error:
+                        if kind is None:
+                            raise
+            if kind is None:
+                for name in self._prepared.values():
+                    self.conn.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(name)))
+        finally:
+            self._cursors.clear()
+            self._prepared.clear()
+            transaction.__exit__(kind, exc, tb)
 
     def _stream(self, source: Source) -> Iterator[tuple[dt.datetime, str, int, Source, str | None]]:
         selection = _selection(source, self.filters, self.position.below.get(source.model), self._read_context)
@@ -297,7 +322,7 @@ class Listing:
             keys = [(source, pgh_id, at, obj) for at, _, pgh_id, source, obj in itertools.islice(merged, self.batch)]
             if not keys:
                 return
-            for event in _details(self.conn, keys):
+            for event in _details(self.conn, keys, self._prepared):
                 self.position.below[event.pgh_model] = event.pgh_id
                 if self.filters.changed and not (event.pgh_diff and any(c in event.pgh_diff for c in self.filters.changed)):
                     continue
