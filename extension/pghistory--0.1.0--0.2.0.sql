@@ -24,3 +24,7 @@ COMMENT ON TABLE pghistory.context IS
 -- gone (see context.sql and event_triggers.sql). The function that read
 -- the second is dropped by update_end.sql: the event triggers of 0.1.0
 -- call it until the code parts have replaced them.
+
+-- track() takes backfill (a baseline of the rows already there): the
+-- signature of 0.1.0 goes, and the code parts create the new one.
+DROP FUNCTION pghistory.track(regclass, pghistory.tracker[], text[], text[], text, text, text, boolean);

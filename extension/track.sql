@@ -72,6 +72,7 @@ $$;
 -- exist, adds columns it lacks, and regenerates the trigger functions.
 -- Refuses views, foreign and temporary tables, tables the caller does not
 -- own, unknown columns, modes and labels, all before anything is written.
+-- With backfill, records a baseline of the rows already there (backfill()).
 -- Returns the event table.
 CREATE OR REPLACE FUNCTION pghistory.track(
     tbl         regclass,
@@ -81,7 +82,8 @@ CREATE OR REPLACE FUNCTION pghistory.track(
     event_table text                DEFAULT NULL,
     context     text                DEFAULT 'fk',
     level       text                DEFAULT 'statement',
-    append_only boolean             DEFAULT true)
+    append_only boolean             DEFAULT true,
+    backfill    boolean             DEFAULT false)
 RETURNS regclass
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -210,6 +212,9 @@ BEGIN
     v_config.tracked_at := v_existing.tracked_at;
     v_config.event_table := v_event_table;
     IF v_existing IS NOT DISTINCT FROM v_config THEN
+        IF track.backfill THEN
+            PERFORM pghistory.backfill(track.tbl);
+        END IF;
         RETURN v_event_table;
     END IF;
 
@@ -229,6 +234,9 @@ BEGIN
     PERFORM pghistory._add_event_columns(v_config);
     PERFORM pghistory._generate_triggers(track.tbl);
     PERFORM pghistory._set_append_only(v_event_table, v_config.append_only);
+    IF track.backfill THEN
+        PERFORM pghistory.backfill(track.tbl);
+    END IF;
     RETURN v_event_table;
 END
 $$;

@@ -73,3 +73,21 @@ def test_backfill_refuses(conn, connect, make_role):
     with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
         connect(user=role).execute("SELECT pghistory.backfill('orders')")
     assert info.value.diag.message_primary == "pghistory: permission denied to backfill public.orders"
+
+
+def test_track_with_backfill_records_the_baseline_as_it_starts(conn):
+    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    conn.execute("INSERT INTO orders VALUES (1, 'old'), (2, 'old')")
+    conn.execute("SELECT pghistory.track('orders', backfill => true)")
+    assert events(conn, "orders_event") == [("backfill", 1), ("backfill", 2)]
+    conn.execute("SET pghistory.enabled = off")
+    conn.execute("INSERT INTO orders VALUES (3, 'unseen')")
+    conn.execute("RESET pghistory.enabled")
+    conn.execute("SELECT pghistory.track('orders', backfill => true)")  # same configuration: backfills still
+    conn.execute("SELECT pghistory.track('orders')")
+    assert events(conn, "orders_event") == [("backfill", 1), ("backfill", 2), ("backfill", 3)]
+    conn.execute("CREATE TABLE refused (id int PRIMARY KEY)")
+    conn.execute("INSERT INTO refused VALUES (1)")
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        conn.execute("SELECT pghistory.track('refused', fields => '{nope}', backfill => true)")
+    assert value(conn, "SELECT to_regclass('refused_event')") is None
