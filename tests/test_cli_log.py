@@ -283,3 +283,26 @@ def test_on_a_terminal_the_log_goes_through_the_pager_in_colour(history):
     assert process.returncode == 0
     assert lines[:3] == ["paged:\033[33mevent public.orders_event:4\033[m (update)",
                          "paged:Object:  public.orders 1", "paged:Date:    2026-11-01 10:04:00+00:00"]
+
+
+def test_blame_names_the_event_that_last_changed_each_column(history, capsys):
+    assert run(capsys, "blame", "orders", "1", "--dsn", history) == (0, '''\
+column       value   pgh_id  date                       label   context
+id           1       1       2026-11-01 10:01:00+00:00  insert  url=/orders/2/cancel user=alice
+status       "paid"  3       2026-11-01 10:03:00+00:00  update  reason=payment <b>received</b> user=bob
+amount       12.5    4       2026-11-01 10:04:00+00:00  update
+customer_id  1       1       2026-11-01 10:01:00+00:00  insert  url=/orders/2/cancel user=alice
+''', "")
+
+
+def test_as_of_prints_the_table_as_it_was(history, capsys):
+    assert run(capsys, "as-of", "orders", "2026-11-01 10:03:30+00", "--dsn", history) == (0, '''\
+id  status  amount  customer_id
+1   "paid"  10      1
+2   "new"   5       1
+''', "")
+    status, out, err = run(capsys, "as-of", "orders", "2026-11-01 10:06+00", "--format", "json", "--dsn", history)
+    assert (status, [json.loads(line) for line in out.splitlines()], err) == (
+        0, [{"id": 1, "amount": 12.5, "status": "paid", "customer_id": 1}], "")
+    assert run(capsys, "as-of", "nope", "yesterday", "--dsn", history) == (
+        1, "", "pghistory: error: no table nope (name a tracked table; SELECT * FROM pghistory.tracking lists them)\n")
