@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -306,3 +307,9 @@ id  status  amount  customer_id
         0, [{"id": 1, "amount": 12.5, "status": "paid", "customer_id": 1}], "")
     assert run(capsys, "as-of", "nope", "yesterday", "--dsn", history) == (
         1, "", "pghistory: error: no table nope (name a tracked table; SELECT * FROM pghistory.tracking lists them)\n")
+
+
+def test_readme_shows_this_output(history, capsys):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    shown = readme.split("$ pghistory log -n 4\n", 1)[1].split("```", 1)[0]
+    assert run(capsys, "log", "-n", "4", "--dsn", history) == (0, shown, "")
