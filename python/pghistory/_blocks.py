@@ -1,4 +1,5 @@
-"""The sync and async adapters of the ``with`` blocks (`pghistory.ignore()`).
+"""The sync and async adapters of the ``with`` blocks (`pghistory.context()`
+on a connection, `pghistory.ignore()`).
 
 A block is written once, as two generators of the I/O-free core (see
 `._ops`): ``_enter_gen()`` and ``_exit_gen(raised)``. `SyncBlock` runs them
@@ -34,10 +35,9 @@ def exit_failed(what: str, exc: BaseException | None) -> bool:
     return True
 
 
-class SyncBlock:
-    """``with`` for a block whose core is ``_enter_gen``/``_exit_gen``."""
+class Block:
+    """A block's core, which `SyncBlock` and `AsyncBlock` drive."""
 
-    _conn: psycopg.Connection[Any]
     #: What the exit does, for the log line when it fails after an exception.
     _exit_what: str
 
@@ -46,6 +46,12 @@ class SyncBlock:
 
     def _exit_gen(self, raised: bool) -> Gen[None]:
         raise NotImplementedError
+
+
+class SyncBlock(Block):
+    """``with`` for a block on a `psycopg.Connection`."""
+
+    _conn: psycopg.Connection[Any]
 
     def __enter__(self: SyncBlockT) -> SyncBlockT:
         run(self._conn, self._enter_gen())
@@ -64,17 +70,10 @@ class SyncBlock:
                 raise
 
 
-class AsyncBlock:
-    """``async with`` for a block whose core is ``_enter_gen``/``_exit_gen``."""
+class AsyncBlock(Block):
+    """``async with`` for a block on a `psycopg.AsyncConnection`."""
 
     _conn: psycopg.AsyncConnection[Any]
-    _exit_what: str
-
-    def _enter_gen(self) -> Gen[None]:
-        raise NotImplementedError
-
-    def _exit_gen(self, raised: bool) -> Gen[None]:
-        raise NotImplementedError
 
     async def __aenter__(self: AsyncBlockT) -> AsyncBlockT:
         await arun(self._conn, self._enter_gen())

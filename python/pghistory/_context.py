@@ -18,14 +18,13 @@ import threading
 import warnings
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Generic, overload
 from uuid import UUID, uuid4
 from weakref import WeakKeyDictionary
 
 import psycopg
 
-from ._blocks import ConnT, exit_failed
+from ._blocks import AsyncBlock, ConnT, SyncBlock
 from ._metadata import check_metadata, dump_metadata
 from ._ops import Execute, Gen, arun, check_connection_message, run
 from ._settings import CONTEXT_ID, CONTEXT_METADATA, Scope, apply, finish, set_config
@@ -145,8 +144,10 @@ class BaseContext(Generic[ConnT]):
         yield from finish(self._conn, _clear, active.scope, raised=raised)
 
 
-class Context(BaseContext[psycopg.Connection[Any]]):
+class Context(BaseContext[psycopg.Connection[Any]], SyncBlock):
     """A context on a `psycopg.Connection`; made by `pghistory.context()`."""
+
+    _exit_what = "clear the pghistory context"
 
     def __init__(
         self, conn: psycopg.Connection[Any], metadata: Mapping[str, Any], local: bool = False
@@ -154,29 +155,15 @@ class Context(BaseContext[psycopg.Connection[Any]]):
         super().__init__(conn, metadata, local)
         run(conn, self._call_gen())
 
-    def __enter__(self) -> Context:
-        run(self._conn, self._enter_gen())
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            run(self._conn, self._exit_gen(exc is not None))
-        except psycopg.Error:
-            if not exit_failed("clear the pghistory context", exc):
-                raise
-
-
-class AsyncContext(BaseContext[psycopg.AsyncConnection[Any]]):
+class AsyncContext(BaseContext[psycopg.AsyncConnection[Any]], AsyncBlock):
     """A context on a `psycopg.AsyncConnection`; made by `pghistory.context()`.
 
     Use ``async with`` for a block, and ``await pghistory.context(aconn, k=v)``
     for the call form.
     """
+
+    _exit_what = "clear the pghistory context"
 
     def __init__(
         self, conn: psycopg.AsyncConnection[Any], metadata: Mapping[str, Any], local: bool = False
@@ -200,20 +187,7 @@ class AsyncContext(BaseContext[psycopg.AsyncConnection[Any]]):
 
     async def __aenter__(self) -> AsyncContext:
         self._used = True
-        await arun(self._conn, self._enter_gen())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            await arun(self._conn, self._exit_gen(exc is not None))
-        except psycopg.Error:
-            if not exit_failed("clear the pghistory context", exc):
-                raise
+        return await super().__aenter__()
 
 
 @overload

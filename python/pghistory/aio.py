@@ -4,8 +4,7 @@ Each is the ``async def`` twin of the function of the same name in
 `pghistory`, made from the same core (see `._ops`), with the same arguments
 and result::
 
-    import pghistory as pgh
-    import pghistory.aio
+    import pghistory as pgh   # pgh.aio comes with it
 
     await pgh.aio.track(aconn, "orders")
     async with pgh.context(aconn, user="alice"):
