@@ -452,14 +452,13 @@ def test_local_context_rolled_back_with_its_transaction(conn, twin, orders):
 # -- metadata --------------------------------------------------------------------
 
 
-def test_metadata_is_stored_as_json(conn, orders):
+def test_metadata_is_stored_as_json(conn, twin, orders):
     import datetime as dt
     import decimal
     import uuid
 
     ref = uuid.UUID("12345678-1234-5678-1234-567812345678")
-    with pgh.context(
-        conn,
+    with twin.context(
         user={"id": 7, "roles": ("admin", "ops")},
         request=ref,
         at=dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc),
@@ -470,7 +469,7 @@ def test_metadata_is_stored_as_json(conn, orders):
         nothing=None,
         text="ünïcødé \"quoted\" \\ back",
     ) as ctx:
-        conn.execute("INSERT INTO orders VALUES (1, 'new')")
+        twin.execute("INSERT INTO orders VALUES (1, 'new')")
     assert contexts(conn) == {
         ctx.id: {
             "user": {"id": 7, "roles": ["admin", "ops"]},
