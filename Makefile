@@ -35,6 +35,7 @@ CODE_PARTS = \
 	extension/as_of.sql \
 	extension/blame.sql \
 	extension/revert_context.sql \
+	extension/status.sql \
 	extension/privileges.sql
 PARTS = extension/header.sql $(SCHEMA_PARTS) $(CODE_PARTS)
 
@@ -53,8 +54,12 @@ REGRESS      = $(patsubst tests/sql/%.sql,%,$(sort $(wildcard tests/sql/*.sql)))
 REGRESS_OPTS = --inputdir=tests --outputdir=tests --load-extension=plpgsql
 
 PG_CONFIG ?= pg_config
-PGXS := $(shell $(PG_CONFIG) --pgxs)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
 include $(PGXS)
+else ifneq ($(filter-out sql help test demo bench psql,$(or $(MAKECMDGOALS),all)),)
+$(error no $(PG_CONFIG): set PG_CONFIG to the pg_config of the server to build for)
+endif
 
 $(EXTENSION)--$(EXTVERSION).sql: $(PARTS) pghistory.control
 	cat $(PARTS) > $@
@@ -62,13 +67,45 @@ $(EXTENSION)--$(EXTVERSION).sql: $(PARTS) pghistory.control
 $(EXTENSION)--%--$(EXTVERSION).sql: extension/$(EXTENSION)--%--$(EXTVERSION).sql $(CODE_PARTS) extension/update_end.sql
 	cat $< $(CODE_PARTS) extension/update_end.sql > $@
 
-.PHONY: help test demo bench
+# The ways in where no extension files can be copied to the server, built
+# into the Python package (python/pghistory/sql/, its package data) from the
+# same scripts PGXS installs:
+#   *.plain.sql         install or update by `psql -f` without CREATE EXTENSION:
+#                       the script in one transaction, into schema pghistory,
+#                       its version recorded as the schema's comment;
+#   pghistory-pg_tle.sql  one DO statement that registers the install script and
+#                       every update script with pg_tle (then CREATE EXTENSION).
+SQL_DIR      = python/pghistory/sql
+ALL_UPDATES  = $(UPDATES_BUILT) $(notdir $(DATA))
+SQL_SCRIPTS  = $(addprefix $(SQL_DIR)/,$(EXTENSION)--$(EXTVERSION).sql $(ALL_UPDATES) \
+	$(EXTENSION)--$(EXTVERSION).plain.sql $(ALL_UPDATES:.sql=.plain.sql) $(EXTENSION)-pg_tle.sql)
+EXTRA_CLEAN += $(SQL_SCRIPTS)
+all: $(SQL_SCRIPTS)
+sql: $(SQL_SCRIPTS)
+
+$(addprefix $(SQL_DIR)/,$(DATA_built)): $(SQL_DIR)/%: %
+	cp $< $@
+$(addprefix $(SQL_DIR)/,$(notdir $(DATA))): $(SQL_DIR)/%: extension/%
+	cp $< $@
+$(SQL_DIR)/$(EXTENSION)--%.plain.sql: $(SQL_DIR)/$(EXTENSION)--%.sql
+	{ echo 'BEGIN;'; echo 'CREATE SCHEMA IF NOT EXISTS pghistory;'; grep -v '^\\echo ' $<; \
+	  echo "COMMENT ON SCHEMA pghistory IS 'pghistory $(lastword $(subst --, ,$*)) (plain script)';"; echo 'COMMIT;'; } > $@
+$(SQL_DIR)/$(EXTENSION)-pg_tle.sql: extension/pg_tle.sql $(addprefix $(SQL_DIR)/,$(EXTENSION)--$(EXTVERSION).sql $(ALL_UPDATES))
+	{ sed -n '1,/^-- SCRIPTS$$/p' $<; \
+	  printf "    v_version := '%s';\n    v_install := \$$pghistory_sql\$$" $(EXTVERSION); cat $(SQL_DIR)/$(EXTENSION)--$(EXTVERSION).sql; echo '$$pghistory_sql$$;'; \
+	  for f in $(ALL_UPDATES); do v=$${f#$(EXTENSION)--}; v=$${v%.sql}; \
+	    printf "    v_updates := v_updates || ARRAY[ARRAY['%s', '%s', \$$pghistory_sql\$$" $${v%%--*} $${v##*--}; cat $(SQL_DIR)/$$f; echo '$$pghistory_sql$$]];'; done; \
+	  sed '1,/^-- SCRIPTS$$/d' $<; } > $@
+
+.PHONY: help test demo bench sql psql
 help:
 	@echo "make install      install the extension into PG_CONFIG's server (PGXS)"
 	@echo "make installcheck run the pg_regress cases against a running server"
 	@echo "make test         every test on PostgreSQL 14-18 (sets itself up)"
 	@echo "make demo         track a table on a throwaway server and print its history"
 	@echo "make bench        compare tracked writes with hand-written and untracked ones"
+	@echo "make sql          the install, update, plain (psql -f) and pg_tle scripts in $(SQL_DIR)"
+	@echo "make psql         a throwaway server with pghistory and a psql prompt on it (MAJOR=15)"
 
 test:
 	./tests/run
@@ -78,3 +115,6 @@ demo:
 
 bench:
 	./tests/run --bench $(ARGS)
+
+psql:
+	./tests/run --psql $(MAJOR)

@@ -25,10 +25,11 @@
 --   RENAME, SET SCHEMA  tracking goes on (the trigger functions are renamed);
 --   partitions        new and attached partitions get the triggers;
 --   DROP TABLE        the history stays, the registry row goes.
--- Only a superuser may create event triggers. CREATE EXTENSION run by
--- anyone else leaves them out; then pghistory.refresh(table) brings a
--- table in step after ALTER TABLE, and a superuser can add the event
--- triggers later with pghistory.install_event_triggers().
+-- Creating event triggers takes a superuser, or a managed service's admin
+-- role that may (RDS's master user, cloudsqlsuperuser, Supabase's
+-- postgres): the install tries, and run by anyone else leaves them out;
+-- then pghistory.refresh(table) brings a table in step after ALTER TABLE,
+-- and such a role can add them later with pghistory.install_event_triggers().
 -- ---------------------------------------------------------------------------
 
 -- ddl_command_start of ALTER TABLE and ALTER SCHEMA: remember what the
@@ -211,11 +212,12 @@ END
 $$;
 
 -- Creates the event triggers that follow schema changes (those missing),
--- as members of the extension so that pg_dump leaves them to CREATE
--- EXTENSION. CREATE EXTENSION calls it when run by a superuser; a
--- superuser can call it later for an extension a non-superuser created.
--- Refuses other roles: only superusers may create event triggers.
--- Returns how many event triggers it created.
+-- as members of the extension (when installed as one) so that pg_dump
+-- leaves them to CREATE EXTENSION. The install calls it; a role that may
+-- create event triggers can call it later for an install made without.
+-- Refuses, with insufficient_privilege, when the server refuses the caller
+-- CREATE EVENT TRIGGER (found by trying: managed services let roles that
+-- are not superusers create them). Returns how many it created.
 CREATE OR REPLACE FUNCTION pghistory.install_event_triggers()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
@@ -224,13 +226,8 @@ AS $$
 DECLARE
     v_trigger record;
     v_count integer := 0;
+    v_in_extension boolean := EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory');
 BEGIN
-    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
-        RAISE EXCEPTION 'pghistory: only a superuser can create the event triggers that follow schema changes'
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Ask a superuser to run SELECT pghistory.install_event_triggers(). Until then, '
-                         'run SELECT pghistory.refresh(''<table>'') after altering a tracked table.';
-    END IF;
     FOR v_trigger IN
         SELECT * FROM (VALUES
             ('pghistory_before_ddl', 'ddl_command_start', '''ALTER TABLE'', ''ALTER SCHEMA''', '_before_ddl'),
@@ -238,12 +235,20 @@ BEGIN
             ('pghistory_on_drop', 'sql_drop', NULL, '_on_drop')) AS t(name, event, tags, function)
          WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger AS e WHERE e.evtname = t.name)
     LOOP
-        EXECUTE format('CREATE EVENT TRIGGER %I ON %s%s EXECUTE FUNCTION pghistory.%I()',
-                       v_trigger.name, v_trigger.event,
-                       CASE WHEN v_trigger.tags IS NOT NULL THEN ' WHEN TAG IN (' || v_trigger.tags || ')' ELSE '' END,
-                       v_trigger.function);
+        BEGIN
+            EXECUTE format('CREATE EVENT TRIGGER %I ON %s%s EXECUTE FUNCTION pghistory.%I()',
+                           v_trigger.name, v_trigger.event,
+                           CASE WHEN v_trigger.tags IS NOT NULL THEN ' WHEN TAG IN (' || v_trigger.tags || ')' ELSE '' END,
+                           v_trigger.function);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE EXCEPTION 'pghistory: % may not create the event triggers that follow schema changes', current_user
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = SQLERRM,
+                      HINT = 'Ask a superuser (or the service''s admin role) to run SELECT pghistory.install_event_triggers(). '
+                             'Until then, run SELECT pghistory.refresh(''<table>'') after altering a tracked table.';
+        END;
         -- inside CREATE EXTENSION it is a member already
-        IF NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
+        IF v_in_extension AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
                          JOIN pg_catalog.pg_event_trigger AS e ON e.oid = d.objid
                         WHERE d.classid = 'pg_event_trigger'::regclass AND e.evtname = v_trigger.name
                           AND d.deptype = 'e') THEN
@@ -255,17 +260,16 @@ BEGIN
 END
 $$;
 
--- Only superusers may create event triggers: without them, tracking does
--- not follow ALTER TABLE by itself (see pghistory.refresh()). A WARNING,
--- since CREATE EXTENSION does not show notices of its script.
+-- The installing role gets the event triggers if it may create them;
+-- without them, tracking does not follow ALTER TABLE by itself (see
+-- pghistory.refresh()). A WARNING, since CREATE EXTENSION does not show
+-- notices of its script.
 DO $$
 BEGIN
-    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
-        PERFORM pghistory.install_event_triggers();
-    ELSE
-        RAISE WARNING 'pghistory: installed without the event triggers that follow ALTER TABLE (only a superuser can create them)'
-            USING HINT = 'After altering a tracked table, run SELECT pghistory.refresh(''<table>''); '
-                         'or ask a superuser to run SELECT pghistory.install_event_triggers().';
-    END IF;
+    PERFORM pghistory.install_event_triggers();
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'pghistory: installed without the event triggers that follow ALTER TABLE (% may not create them)', current_user
+        USING HINT = 'After altering a tracked table, run SELECT pghistory.refresh(''<table>''); '
+                     'or ask a superuser to run SELECT pghistory.install_event_triggers().';
 END
 $$;

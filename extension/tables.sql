@@ -43,6 +43,13 @@ CREATE TABLE pghistory.tracked (
 COMMENT ON TABLE pghistory.tracked IS
     'pghistory: the tracked tables and their configuration (see the pghistory.tracking view)';
 
--- Both hold user data: pg_dump must dump their rows.
-SELECT pg_catalog.pg_extension_config_dump('pghistory.context', '');
-SELECT pg_catalog.pg_extension_config_dump('pghistory.tracked', '');
+-- Both hold user data: pg_dump must dump their rows. (Only an extension
+-- script can say so; the plain script's tables are dumped anyway.)
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory') THEN
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.context', '');
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.tracked', '');
+    END IF;
+END
+$$;

@@ -19,7 +19,8 @@ DECLARE
 BEGIN
     FOR v_table IN SELECT t.tracked_table FROM pghistory.tracked AS t ORDER BY t.tracked_table::text LOOP
         PERFORM pghistory._generate_triggers(v_table);
-        FOR v_function IN SELECT pghistory._tracker_functions(v_table) LOOP
+        FOR v_function IN SELECT pghistory._tracker_functions(v_table)
+                           WHERE EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory') LOOP
             EXECUTE format('ALTER EXTENSION pghistory DROP FUNCTION %s', v_function);
         END LOOP;
     END LOOP;

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import harness
 import pghistory as pgh
 
 #: The console script pip put beside this interpreter (`pip install -e .`).
@@ -66,3 +67,48 @@ def test_an_unknown_method_is_a_usage_error(pg):
     assert done.returncode == 2
     assert "argument --method: invalid choice: 'ftp'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_make_psql_opens_psql_on_a_throwaway_server_with_pghistory(pg):
+    done = subprocess.run(["make", "-s", "-C", str(harness.ROOT), "psql", f"MAJOR={pg.major}"], text=True,
+                          input="SELECT extversion FROM pg_extension WHERE extname = 'pghistory';\n",
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"PostgreSQL {pg.major} with pghistory" in done.stdout
+    assert f"\n {pgh.__version__}\n(1 row)" in done.stdout
+
+
+def test_status_reports_each_check_and_what_to_run(pg, db):
+    env = pg.env()
+    env.pop("DATABASE_URL", None)
+    with pg.connect(db) as c:
+        c.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+        c.execute("SELECT pghistory.track('orders')")
+        c.execute("ALTER EVENT TRIGGER pghistory_after_ddl DISABLE")
+        c.execute("ALTER TABLE orders ADD COLUMN note text")  # not followed now
+    done = pghistory("status", "--dsn", pg.dsn(db), env=env)
+    assert (done.returncode, done.stderr) == (3, "")
+    assert done.stdout.splitlines() == [
+        f"ok    pghistory version             {pgh.__version__} (extension)",
+        "FAIL  pghistory event triggers      missing (pghistory_after_ddl): ALTER TABLE of a tracked table is "
+        "not followed; refresh() brings it in step",
+        "FAIL  public.orders trigger functions  out of date with the table: pghistory.\"public.orders/insert\"(), "
+        "pghistory.\"public.orders/update\"(), pghistory.\"public.orders/delete\"(), pghistory.\"public.orders/truncate\"()",
+        "ok    public.orders event table     public.orders_event",
+        "ok    public.orders owners          event table and trigger functions owned by postgres, as the table",
+        "",
+        "To do:",
+        "  pghistory event triggers: SELECT pghistory.install_event_triggers(); -- as a superuser or the service's admin role",
+        "  public.orders trigger functions: SELECT pghistory.refresh('public.orders');",
+    ]
+    with pg.connect(db) as c:
+        c.execute("SELECT pghistory.refresh('orders')")
+        c.execute("ALTER EVENT TRIGGER pghistory_after_ddl ENABLE")
+    done = pghistory("status", "--dsn", pg.dsn(db), env=env)
+    assert done.returncode == 0, done.stdout
+
+
+def test_status_of_a_database_without_pghistory_says_what_to_do(pg, empty_db):
+    done = pghistory("status", "--dsn", pg.dsn(empty_db), env=pg.env())
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1, "", "pghistory: error: pghistory is not installed in this database (run: pghistory install)\n")

@@ -37,7 +37,7 @@ def test_installed_distribution_matches():
 
 def test_package_is_typed_and_its_py_typed_is_packaged():
     assert (Path(pgh.__file__).parent / "py.typed").is_file()
-    assert re.search(r'^pghistory = \["py.typed"\]$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert re.search(r'^pghistory = \["py.typed", "sql/\*.sql"\]$', (ROOT / "pyproject.toml").read_text(), re.M)
 
 
 def test_public_names_are_exported():

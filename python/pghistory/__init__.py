@@ -35,7 +35,7 @@ from ._rows import Event
 from ._time_travel import Blame, Change, RevertStep, as_of, backfill, blame, changes, revert_context
 from ._trackers import DeleteEvent, InsertEvent, ManualEvent, Tracker, TruncateEvent, UpdateEvent
 from ._tracking import create_event, track, untrack
-from .errors import ContextError, ExtensionNotAvailable
+from .errors import ContextError, ExtensionNotAvailable, NoEventTriggersWarning
 
 #: The package's version: the version of the extension it is made for.
 __version__ = "0.2.0"
@@ -54,6 +54,7 @@ __all__ = [
     "Ignore",
     "InsertEvent",
     "ManualEvent",
+    "NoEventTriggersWarning",
     "ObjId",
     "RevertStep",
     "TableName",

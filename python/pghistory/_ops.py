@@ -43,10 +43,14 @@ Row = tuple[Any, ...]
 
 @dataclass(frozen=True)
 class Execute:
-    """Run one statement; the driver sends back its rows (``[]`` if none)."""
+    """Run one statement; the driver sends back its rows (``[]`` if none).
+
+    With ``params=None`` the query goes as it is, by the simple protocol: a
+    script of several statements (`._install` runs the built SQL scripts so).
+    """
 
     query: sql.SQL | sql.Composed
-    params: Sequence[Any] = field(default_factory=tuple)
+    params: Sequence[Any] | None = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

@@ -26,3 +26,10 @@ class ContextError(psycopg.ProgrammingError):
     transaction, where a transaction-local setting would end with the very
     statement that sets it.
     """
+
+
+class NoEventTriggersWarning(UserWarning):
+    """`pghistory.install()` left out the event triggers that follow
+    ``ALTER TABLE``: the installing role may not create them. Until a role
+    that may runs ``SELECT pghistory.install_event_triggers()``, call
+    ``pghistory.refresh()`` after altering a tracked table."""

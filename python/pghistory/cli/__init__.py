@@ -24,7 +24,7 @@ from typing import Any, Callable, TextIO
 import psycopg
 
 #: The command modules of this package, in the order ``pghistory --help`` lists them.
-COMMANDS = ("install", "log", "show", "context", "blame", "as-of", "serve")
+COMMANDS = ("install", "status", "log", "show", "context", "blame", "as-of", "serve")
 
 #: Exit status of a command that failed (a user mistake, a server error).
 FAILED = 1
