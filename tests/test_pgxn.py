@@ -87,12 +87,12 @@ def _copy_checkout(dest: Path) -> Path:
 def test_pgxn_install_from_checkout(pg, tmp_path):
     version = _control_version()
     dist = _copy_checkout(tmp_path / f"pghistory-{version}")
-    pgxn = Path(sys.executable).with_name("pgxn")
-    if not pgxn.exists():
-        pgxn = Path(shutil.which("pgxn") or "pgxn")
+    # pgxnclient's own main() in this interpreter: its scripts (bin/pgxn execs bin/pgxnclient) may
+    # carry the shebang of the virtualenv where pip's cache built their wheel
+    pgxn = [sys.executable, "-c", "import sys; from pgxnclient.cli import main; sys.exit(main())"]
     started = time.time() - 2
     result = subprocess.run(
-        [str(pgxn), "install", "--pg_config", str(pg.build.pg_config), str(dist)],
+        [*pgxn, "install", "--pg_config", str(pg.build.pg_config), str(dist)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, f"pgxn install failed:\n{result.stdout}\n{result.stderr}"

@@ -10,6 +10,7 @@ script) keeps the machinery tested.
 
 from __future__ import annotations
 
+import pprint
 import re
 import uuid
 from collections.abc import Iterator
@@ -63,9 +64,27 @@ MEMBERS = """
        AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pghistory')"""
 
 
-def extension_catalog(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+# The plain script's objects are not members of an extension: they are what it puts into schema
+# pghistory (but the trigger functions generated for tracked tables) and its event triggers.
+PLAIN_MEMBERS = """
+    SELECT 'pg_proc'::regclass AS classid, p.oid AS objid FROM pg_proc AS p
+     WHERE p.pronamespace = 'pghistory'::regnamespace
+       AND coalesce(obj_description(p.oid, 'pg_proc'), '') NOT LIKE 'pghistory: generated for %'
+    UNION ALL
+    SELECT 'pg_class'::regclass, c.oid FROM pg_class AS c
+     WHERE c.relnamespace = 'pghistory'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+    UNION ALL
+    SELECT 'pg_type'::regclass, t.oid FROM pg_type AS t
+     WHERE t.typnamespace = 'pghistory'::regnamespace AND t.typtype IN ('c', 'e', 'd')
+       AND (t.typtype <> 'c' OR (SELECT c.relkind FROM pg_class AS c WHERE c.oid = t.typrelid) = 'c')
+    UNION ALL
+    SELECT 'pg_event_trigger'::regclass, e.oid FROM pg_event_trigger AS e WHERE e.evtname LIKE 'pghistory%'"""
+
+
+def extension_catalog(conn: psycopg.Connection[Any], members: str = MEMBERS) -> dict[str, list[tuple[Any, ...]]]:
     """Everything the extension consists of, by name (never by oid), so that two databases can
-    be compared: an upgraded install must equal a fresh one key for key."""
+    be compared: an upgraded install must equal a fresh one key for key. `members` selects the
+    objects (classid, objid): the extension's by default, `PLAIN_MEMBERS` for the plain script."""
     q = {
         "extension": """
             SELECT e.extversion, e.extrelocatable, e.extnamespace::regnamespace::text,
@@ -73,7 +92,7 @@ def extension_catalog(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any
                            FROM unnest(e.extconfig, e.extcondition) AS x(c, w) ORDER BY 1)
               FROM pg_extension AS e WHERE e.extname = 'pghistory'""",
         "members": f"""
-            SELECT pg_describe_object(d.classid, d.objid, 0) FROM ({MEMBERS}) AS d ORDER BY 1""",
+            SELECT pg_describe_object(d.classid, d.objid, 0) FROM ({members}) AS d ORDER BY 1""",
         "schema": """
             SELECT n.nspname::text, pg_get_userbyid(n.nspowner)::text, n.nspacl::text,
                    obj_description(n.oid, 'pg_namespace')
@@ -81,33 +100,33 @@ def extension_catalog(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any
         "functions": f"""
             SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.proacl::text,
                    pg_get_userbyid(p.proowner)::text, obj_description(p.oid, 'pg_proc')
-              FROM pg_proc AS p JOIN ({MEMBERS}) AS d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+              FROM pg_proc AS p JOIN ({members}) AS d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
              ORDER BY 1""",
         "relations": f"""
             SELECT c.oid::regclass::text, c.relkind::text, c.relacl::text, c.reloptions, c.relrowsecurity,
                    c.relforcerowsecurity, c.relpersistence::text, pg_get_userbyid(c.relowner)::text,
                    obj_description(c.oid, 'pg_class'),
                    CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END
-              FROM pg_class AS c JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+              FROM pg_class AS c JOIN ({members}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
              ORDER BY 1""",
         "columns": f"""
             SELECT c.oid::regclass::text, a.attnum, a.attname::text, format_type(a.atttypid, a.atttypmod),
                    a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid), a.attidentity::text, a.attgenerated::text,
                    a.attcollation::regcollation::text, a.attacl::text,
                    col_description(c.oid, a.attnum)
-              FROM pg_class AS c JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+              FROM pg_class AS c JOIN ({members}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
               JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
               LEFT JOIN pg_attrdef AS ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
              ORDER BY 1, 2""",
         "constraints": f"""
             SELECT co.conrelid::regclass::text, co.conname::text, pg_get_constraintdef(co.oid)
               FROM pg_constraint AS co
-              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = co.conrelid
+              JOIN ({members}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = co.conrelid
              ORDER BY 1, 2""",
         "indexes": f"""
             SELECT i.indrelid::regclass::text, pg_get_indexdef(i.indexrelid)
               FROM pg_index AS i
-              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = i.indrelid
+              JOIN ({members}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = i.indrelid
              ORDER BY 1, 2""",
         "policies": f"""
             SELECT p.polrelid::regclass::text, p.polname::text, p.polcmd::text, p.polpermissive,
@@ -115,12 +134,12 @@ def extension_catalog(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any
                            FROM unnest(p.polroles) AS r ORDER BY 1),
                    pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
               FROM pg_policy AS p
-              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = p.polrelid
+              JOIN ({members}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = p.polrelid
              ORDER BY 1, 2""",
         "triggers": f"""
             SELECT t.tgrelid::regclass::text, t.tgname::text, pg_get_triggerdef(t.oid), t.tgenabled::text
               FROM pg_trigger AS t
-              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = t.tgrelid
+              JOIN ({members}) AS d ON d.classid = 'pg_class'::regclass AND d.objid = t.tgrelid
              WHERE NOT t.tgisinternal
              ORDER BY 1, 2""",
         "types": f"""
@@ -131,13 +150,13 @@ def extension_catalog(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any
                           ORDER BY a.attnum),
                    ARRAY(SELECT e.enumlabel::text FROM pg_enum AS e WHERE e.enumtypid = t.oid
                           ORDER BY e.enumsortorder)
-              FROM pg_type AS t JOIN ({MEMBERS}) AS d ON d.classid = 'pg_type'::regclass AND d.objid = t.oid
+              FROM pg_type AS t JOIN ({members}) AS d ON d.classid = 'pg_type'::regclass AND d.objid = t.oid
              ORDER BY 1""",
         "event_triggers": f"""
             SELECT e.evtname::text, e.evtevent::text, e.evttags, e.evtfoid::regprocedure::text,
                    e.evtenabled::text
               FROM pg_event_trigger AS e
-              JOIN ({MEMBERS}) AS d ON d.classid = 'pg_event_trigger'::regclass AND d.objid = e.oid
+              JOIN ({members}) AS d ON d.classid = 'pg_event_trigger'::regclass AND d.objid = e.oid
              ORDER BY 1""",
     }
     return {key: rows(conn, query) for key, query in q.items()}
@@ -309,3 +328,65 @@ def test_upgrade_scripts_lead_from_every_release_to_the_current_version(pg, conn
         assert path is not None, f"no chain of update scripts leads from {release} to {current}"
     assert (FROZEN / "README.md").exists()
     assert not (FROZEN / f"pghistory--{current}.sql").exists(), "the current version is built, not frozen"
+
+
+# -- upgrades by pg_tle and by the plain script (managed services) ----------------------------
+
+from test_install import VERSION, make_managed, tle  # noqa: E402,F401  (the pg_tle server fixture)
+
+
+def plain_release(version: str) -> str:
+    """A frozen release as a plain script would have installed it (the plain script is new in
+    0.2.0): without the psql guard and the calls only an extension script may make, its version
+    recorded as the plain script records it."""
+    text = (FROZEN / f"pghistory--{version}.sql").read_text()
+    text = re.sub(r"^\\echo .*$", "", text, flags=re.M)
+    text = re.sub(r"^SELECT pg_catalog\.pg_extension_config_dump\(.*\);$", "", text, flags=re.M)
+    return (f"CREATE SCHEMA pghistory;\n{text}\n"
+            f"COMMENT ON SCHEMA pghistory IS 'pghistory {version} (plain script)';\n")
+
+
+def upgraded_equals_fresh(tle, install_old, catalog) -> None:
+    """In one managed database install the old release (`install_old(admin)`), write history,
+    pgh.install() to upgrade; in another, pgh.install() fresh; compare."""
+    import pghistory as pgh
+
+    for m in make_managed(tle, with_pg_tle=True):
+        fresh = f"{m.db}_fresh"  # the same admin's, so that owners and grants compare
+        with tle.connect() as su:
+            su.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(fresh), sql.Identifier(m.admin)))
+        with tle.connect(fresh) as su:
+            su.execute("CREATE EXTENSION pg_tle")
+        with m.connect() as admin, m.connect(db=fresh) as admin2:
+            install_old(admin)
+            admin.execute(HISTORY)
+            before = history(admin)
+            with pytest.warns(pgh.NoEventTriggersWarning):
+                assert pgh.install(admin) == VERSION
+            with pytest.warns(pgh.NoEventTriggersWarning):
+                assert pgh.install(admin2, method=catalog) == VERSION
+            members = PLAIN_MEMBERS if catalog == "script" else MEMBERS
+            differences = catalog_differences(extension_catalog(admin, members), extension_catalog(admin2, members))
+            assert differences == {}, pprint.pformat(differences, width=150)
+            assert history(admin) == before
+            admin.execute("ALTER TABLE orders ADD COLUMN note text")  # no event triggers: refresh()
+            admin.execute("SELECT pghistory.refresh('orders')")
+            admin.execute("UPDATE orders SET note = 'x' WHERE id = 2")
+            assert rows(admin, "SELECT pgh_label, id, status, note FROM orders_event ORDER BY pgh_id DESC LIMIT 1") == [
+                ("update", 2, "new", "x")]
+
+
+@pytest.mark.parametrize("release", frozen_releases())
+def test_upgrade_through_pg_tle_equals_a_fresh_pg_tle_install(tle, release):
+    def install_old(admin):
+        admin.execute("SELECT pgtle.install_extension('pghistory', %s, 'pghistory', %s, '{plpgsql}', 'pghistory')",
+                      [release, (FROZEN / f"pghistory--{release}.sql").read_text()])
+        admin.execute("CREATE EXTENSION pghistory")
+    upgraded_equals_fresh(tle, install_old, "pg_tle")
+
+
+@pytest.mark.parametrize("release", frozen_releases())
+def test_upgrade_of_the_plain_script_equals_a_fresh_plain_install(tle, release):
+    def install_old(admin):
+        admin.execute(plain_release(release))
+    upgraded_equals_fresh(tle, install_old, "script")
