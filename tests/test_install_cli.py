@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 
 import harness
 import pghistory as pgh
+from sqlhelpers import rows
 
 #: The console script pip put beside this interpreter (`pip install -e .`).
 SCRIPT = Path(sys.executable).with_name("pghistory")
@@ -112,3 +114,15 @@ def test_status_of_a_database_without_pghistory_says_what_to_do(pg, empty_db):
     done = pghistory("status", "--dsn", pg.dsn(empty_db), env=pg.env())
     assert (done.returncode, done.stdout, done.stderr) == (
         1, "", "pghistory: error: pghistory is not installed in this database (run: pghistory install)\n")
+
+
+def test_status_flags_history_not_owned_by_the_tables_owner(conn, make_role):
+    role = make_role("pgh_other")
+    conn.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+    conn.execute("SELECT pghistory.track('orders')")
+    conn.execute(sql.SQL("ALTER TABLE orders_event OWNER TO {}").format(sql.Identifier(role)))
+    assert rows(conn, "SELECT ok, detail, action FROM pghistory.status() WHERE aspect = 'owners'") == [(
+        False,
+        f"not owned by the table's owner postgres: public.orders_event (owned by {role})",
+        "SELECT pghistory.refresh('public.orders'); -- as postgres, and ALTER TABLE <event table> OWNER TO postgres",
+    )]

@@ -25,6 +25,9 @@ def test_package_version_is_the_extension_version():
     found = re.search(r'^version\s*=\s*"([^"]+)"', pyproject, re.M)
     assert found, "pyproject.toml has no static version"
     assert found.group(1) == control_version() == pgh.__version__
+    from pghistory import _install
+
+    assert _install.VERSION == pgh.__version__  # the version install() installs
 
 
 def test_installed_distribution_matches():
