@@ -27,9 +27,11 @@ def run(args: argparse.Namespace) -> int:
         from ..web import create_app
     except ImportError as exc:
         raise CliError(f"pghistory serve needs the web extra ({exc})", "pip install 'pghistory[web]'") from exc
-    hosts = ["127.0.0.1", "localhost", "[::1]", f"{args.host}:{args.port}", args.host]
-    app = create_app(resolve_dsn(args.dsn), allow_writes=args.allow_writes,
-                     allowed_hosts=[h.split(":")[0] if not h.startswith("[") else h for h in hosts])
+    loopback = ["127.0.0.1", "localhost", "[::1]", "::1"]
+    # On loopback only this machine's names are answered (no DNS-rebinding site can read the pages);
+    # listening on another address is a choice to be reached by whatever name leads there.
+    hosts = loopback if args.host in loopback else ["*"]
+    app = create_app(resolve_dsn(args.dsn), allow_writes=args.allow_writes, allowed_hosts=hosts)
     print(f"pghistory: serving the history browser on http://{args.host}:{args.port}/"
           f"{' (writes allowed)' if args.allow_writes else ' (read-only)'}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
