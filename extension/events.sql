@@ -66,7 +66,7 @@ DECLARE
     v_has_context_id boolean;
     v_has_context boolean;
     v_context text;
-    v_where text[] := '{}';
+    v_where text[] := '{}'::text[];
     v_whole_histories boolean := p_obj_id OR NOT (p_since OR p_until OR p_labels OR p_context_id);
     v_from text;
     v_columns name[];
@@ -188,7 +188,7 @@ AS $$
 DECLARE
     v_source record;
     v_query text;
-    v_queries text[] := '{}';
+    v_queries text[] := '{}'::text[];
     v_read_context boolean := has_table_privilege('pghistory.context', 'SELECT');
     v_obj_id_type text;
 BEGIN

@@ -24,7 +24,7 @@ DECLARE
     v_original pghistory.tracked;
     v_rename record;
     v_tracker pghistory.tracker;
-    v_trackers pghistory.tracker[] := '{}';
+    v_trackers pghistory.tracker[] := '{}'::pghistory.tracker[];
     v_column record;
     v_key record;
     v_message text;
@@ -85,7 +85,7 @@ BEGIN
         END IF;
         v_config.fields := array_replace(v_config.fields, v_rename.old_name, v_rename.new_name::text);
         v_config.exclude := array_replace(v_config.exclude, v_rename.old_name, v_rename.new_name::text);
-        v_trackers := '{}';
+        v_trackers := '{}'::pghistory.tracker[];
         FOREACH v_tracker IN ARRAY v_config.trackers LOOP
             v_tracker.changed := array_replace(v_tracker.changed, v_rename.old_name, v_rename.new_name::text);
             v_tracker.condition := pghistory._rename_in_condition(v_tracker.condition, v_rename.old_name,
@@ -113,7 +113,7 @@ BEGIN
                                       WHERE EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
                                                      WHERE a.attrelid = p_tracked AND a.attname = x
                                                        AND a.attnum > 0 AND NOT a.attisdropped)), '{}');
-    v_trackers := '{}';
+    v_trackers := '{}'::pghistory.tracker[];
     FOREACH v_tracker IN ARRAY v_config.trackers LOOP
         IF v_tracker.changed IS NOT NULL THEN
             v_tracker.changed := ARRAY(SELECT c FROM unnest(v_tracker.changed) AS c
