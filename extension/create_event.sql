@@ -67,6 +67,8 @@ BEGIN
     RETURN v_pgh_id;
 END
 $$;
+COMMENT ON FUNCTION pghistory.create_event(regclass, text, text) IS
+    'pghistory: records an event of the current row of tbl with key obj_id under a registered label (a manual_event); returns its pgh_id';
 
 -- create_event() with the key in its own type: 1, 1::bigint, a uuid.
 CREATE OR REPLACE FUNCTION pghistory.create_event(tbl regclass, obj_id anyelement, label text)
@@ -74,3 +76,5 @@ RETURNS bigint
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory.create_event(tbl, obj_id::text, label) $$;
+COMMENT ON FUNCTION pghistory.create_event(regclass, anyelement, text) IS
+    'pghistory: create_event() with obj_id in the type of the primary key';

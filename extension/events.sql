@@ -237,6 +237,8 @@ BEGIN
         USING events.obj_id, events.since, events.until, events.labels, events.context_id;
 END
 $$;
+COMMENT ON FUNCTION pghistory.events(regclass, text, timestamptz, timestamptz, text[], uuid) IS
+    'pghistory: the history of one object, one table or every tracked table the caller may read, oldest first, with pgh_data and pgh_diff; filters by obj_id, since, until, labels, context_id';
 
 -- Every event of every tracked table, oldest first: pghistory.events()
 -- without filters. Filter with events() instead of a WHERE on the view:

@@ -301,3 +301,5 @@ BEGIN
     PERFORM pghistory._follow_schema_change(refresh.tbl, NULL, true);
 END
 $$;
+COMMENT ON FUNCTION pghistory.refresh(regclass) IS
+    'pghistory: brings a tracked table''s event table and trigger functions in step with its columns after ALTER TABLE (what the event triggers do when installed)';

@@ -160,3 +160,5 @@ BEGIN
     RETURN v_written;
 END
 $$;
+COMMENT ON FUNCTION pghistory.revert(regclass, bigint) IS
+    'pghistory: puts the tracked row back as event pgh_id of event_table recorded it, through the table''s triggers; returns the pgh_id of the event that wrote, or NULL when nothing changed';

@@ -40,6 +40,8 @@ RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory._tracker(label, 'insert', condition, NULL, 'new') $$;
+COMMENT ON FUNCTION pghistory.insert_event(text, text) IS
+    'pghistory: a tracker for track(): after INSERT, the new row (label, condition over NEW)';
 
 -- After UPDATE: stores the new row (snapshot => 'old': the row before).
 -- Fires only when a tracked column changed, or one of `changed`.
@@ -49,6 +51,8 @@ RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory._tracker(label, 'update', condition, changed, snapshot) $$;
+COMMENT ON FUNCTION pghistory.update_event(text, text[], text, text) IS
+    'pghistory: a tracker for track(): after UPDATE that changes a tracked column (or one of changed), the new row, or the old with snapshot => ''old''';
 
 -- After DELETE: stores the deleted row.
 CREATE OR REPLACE FUNCTION pghistory.delete_event(label text DEFAULT 'delete', condition text DEFAULT NULL)
@@ -56,6 +60,8 @@ RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory._tracker(label, 'delete', condition, NULL, 'old') $$;
+COMMENT ON FUNCTION pghistory.delete_event(text, text) IS
+    'pghistory: a tracker for track(): after DELETE, the deleted row (label, condition over OLD)';
 
 -- Before TRUNCATE: stores every row the TRUNCATE removes.
 CREATE OR REPLACE FUNCTION pghistory.truncate_event(label text DEFAULT 'truncate')
@@ -63,6 +69,8 @@ RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory._tracker(label, 'truncate', NULL, NULL, 'old') $$;
+COMMENT ON FUNCTION pghistory.truncate_event(text) IS
+    'pghistory: a tracker for track(): before TRUNCATE, every row it removes';
 
 -- Recorded only by pghistory.create_event(table, obj_id, label).
 CREATE OR REPLACE FUNCTION pghistory.manual_event(label text)
@@ -70,6 +78,8 @@ RETURNS pghistory.tracker
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pghistory._tracker(label, 'manual', NULL, NULL, 'new') $$;
+COMMENT ON FUNCTION pghistory.manual_event(text) IS
+    'pghistory: a tracker for track() that no trigger fires: a label that create_event() records';
 
 -- What track() records when it is given no trackers.
 CREATE OR REPLACE FUNCTION pghistory._default_trackers()
