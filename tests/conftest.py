@@ -29,6 +29,7 @@ Only one server runs at a time: the majors are pytest params of the session-scop
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -84,7 +85,7 @@ def _create_database(
         stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         if pg.major >= 15:  # tiny databases copy faster as files than through the WAL
             stmt += sql.SQL(" STRATEGY FILE_COPY")
-    with pg.connect() if conn is None else _borrowed(conn) as c:
+    with pg.connect() if conn is None else contextlib.nullcontext(conn) as c:
         for attempt in range(20):
             try:
                 c.execute(stmt)
@@ -93,19 +94,6 @@ def _create_database(
                 if attempt == 19:
                     raise
                 time.sleep(0.1)
-
-
-class _borrowed:
-    """`with` over a connection that is not ours to close."""
-
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> psycopg.Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 class _DatabasePool:
