@@ -41,9 +41,10 @@ $$;
 
 -- The query that reads one event table for events(): the eleven columns of
 -- pghistory.aggregate_events, in order, with events()'s filters applied
--- inside it ($1 obj_id, $2 since, $3 until, $4 labels, $5 context_id; only
--- the filters given are written in). NULL when the filters exclude the
--- whole table (a context_id asked of a table without contexts).
+-- inside it ($1 obj_id, $2 since, $3 until, $4 labels, $5 context_id).
+-- p_filters names the filters given ('obj_id', 'since', ...): only those
+-- are written in. NULL when the filters exclude the whole table (a
+-- context_id asked of a table without contexts).
 -- A diff needs the event's neighbours in its object's whole history,
 -- whatever the filters leave out; the query finds them in one of two ways:
 --   one object, or a whole table: the object's (or every object's) events
@@ -54,8 +55,7 @@ $$;
 --     select are found first, and each finds its neighbour with one more
 --     probe of the (pgh_obj_id, pgh_id) index.
 CREATE OR REPLACE FUNCTION pghistory._events_query(p_event_table regclass, p_obj_model text, p_trackers pghistory.tracker[],
-                                        p_read_context boolean, p_obj_id boolean, p_since boolean,
-                                        p_until boolean, p_labels boolean, p_context_id boolean)
+                                        p_read_context boolean, p_filters text[])
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -66,8 +66,9 @@ DECLARE
     v_has_context_id boolean;
     v_has_context boolean;
     v_context text;
-    v_where text[] := '{}'::text[];
-    v_whole_histories boolean := p_obj_id OR NOT (p_since OR p_until OR p_labels OR p_context_id);
+    v_where text[];
+    v_obj_id boolean := 'obj_id' = ANY (p_filters);
+    v_whole_histories boolean := v_obj_id OR cardinality(p_filters) = 0;
     v_from text;
     v_columns name[];
     v_casts text[];
@@ -81,7 +82,7 @@ BEGIN
                                    AND a.attname = 'pgh_context_id' AND NOT a.attisdropped);
     v_has_context := EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = p_event_table
                                 AND a.attname = 'pgh_context' AND NOT a.attisdropped);
-    IF p_context_id AND NOT v_has_context_id THEN
+    IF 'context_id' = ANY (p_filters) AND NOT v_has_context_id THEN
         RETURN NULL;
     END IF;
 
@@ -107,7 +108,7 @@ BEGIN
   CROSS JOIN LATERAL (SELECT (pgh_history.pgh_prev).*) AS pgh_prev
   CROSS JOIN LATERAL (SELECT (pgh_history.pgh_next).*) AS pgh_next$sql$,
             p_event_table,
-            CASE WHEN p_obj_id THEN format(E'\n         WHERE pgh_event.pgh_obj_id = $1::%s', v_obj_id_type) ELSE '' END);
+            CASE WHEN v_obj_id THEN format(E'\n         WHERE pgh_event.pgh_obj_id = $1::%s', v_obj_id_type) ELSE '' END);
     ELSE
         v_from := format($sql$%1$s AS pgh_row
   LEFT JOIN LATERAL (SELECT pgh_other.* FROM %1$s AS pgh_other
@@ -118,18 +119,14 @@ BEGIN
                       ORDER BY pgh_other.pgh_id LIMIT 1) AS pgh_next ON true$sql$,
             p_event_table, pghistory._event_kind_expression(p_trackers, 'pgh_row.pgh_label'));
     END IF;
-    IF p_since THEN
-        v_where := v_where || 'pgh_row.pgh_created_at >= $2'::text;
-    END IF;
-    IF p_until THEN
-        v_where := v_where || 'pgh_row.pgh_created_at < $3'::text;
-    END IF;
-    IF p_labels THEN
-        v_where := v_where || 'pgh_row.pgh_label = ANY ($4)'::text;
-    END IF;
-    IF p_context_id THEN
-        v_where := v_where || 'pgh_row.pgh_context_id = $5'::text;
-    END IF;
+    -- the other filters, in the order events() passes their values
+    v_where := ARRAY(SELECT f.condition
+                       FROM (VALUES ('since', 'pgh_row.pgh_created_at >= $2', 1),
+                                    ('until', 'pgh_row.pgh_created_at < $3', 2),
+                                    ('labels', 'pgh_row.pgh_label = ANY ($4)', 3),
+                                    ('context_id', 'pgh_row.pgh_context_id = $5', 4)) AS f(name, condition, ord)
+                      WHERE f.name = ANY (p_filters)
+                      ORDER BY f.ord);
 
     RETURN format($sql$
 SELECT %1$L::text || ':' || pgh_row.pgh_id AS pgh_slug, %1$L::text AS pgh_model,
@@ -191,6 +188,14 @@ DECLARE
     v_queries text[] := '{}'::text[];
     v_read_context boolean := has_table_privilege('pghistory.context', 'SELECT');
     v_obj_id_type text;
+    -- the filters given, by name
+    v_filters text[] := ARRAY(SELECT f.name
+                                FROM (VALUES ('obj_id', events.obj_id IS NOT NULL),
+                                             ('since', events.since IS NOT NULL),
+                                             ('until', events.until IS NOT NULL),
+                                             ('labels', events.labels IS NOT NULL),
+                                             ('context_id', events.context_id IS NOT NULL)) AS f(name, given)
+                               WHERE f.given);
 BEGIN
     IF events.obj_id IS NOT NULL AND events.tbl IS NULL THEN
         RAISE EXCEPTION 'pghistory: obj_id needs tbl, the table the object belongs to'
@@ -221,9 +226,7 @@ BEGIN
             END;
         END IF;
         v_query := pghistory._events_query(v_source.event_table, v_source.obj_model, v_source.trackers,
-                                           v_read_context, events.obj_id IS NOT NULL, events.since IS NOT NULL,
-                                           events.until IS NOT NULL, events.labels IS NOT NULL,
-                                           events.context_id IS NOT NULL);
+                                           v_read_context, v_filters);
         IF v_query IS NOT NULL THEN
             v_queries := v_queries || v_query;
         END IF;

@@ -28,3 +28,8 @@ COMMENT ON TABLE pghistory.context IS
 -- track() takes backfill (a baseline of the rows already there): the
 -- signature of 0.1.0 goes, and the code parts create the new one.
 DROP FUNCTION pghistory.track(regclass, pghistory.tracker[], text[], text[], text, text, text, boolean);
+
+-- events.sql: _events_query() takes the names of the filters given, not
+-- five flags
+DROP FUNCTION pghistory._events_query(regclass, text, pghistory.tracker[], boolean,
+                                      boolean, boolean, boolean, boolean, boolean);

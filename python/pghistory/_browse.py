@@ -142,7 +142,7 @@ def sources(conn: psycopg.Connection[Any], table: str | None = None) -> list[Sou
                           AND a.attname = 'pgh_context' AND NOT a.attisdropped),
                pghistory._events_query(s.event_table, s.obj_model, s.trackers,
                                        has_table_privilege('pghistory.context', 'SELECT'),
-                                       false, true, false, false, false)
+                                       ARRAY['since'])
           FROM pghistory._history_sources({}::regclass) AS s
           JOIN pg_catalog.pg_class AS c ON c.oid = s.event_table
           JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
