@@ -4,44 +4,21 @@
 -- trigger functions in step after its schema changed
 -- ---------------------------------------------------------------------------
 
--- Brings one tracked table's registry row, event table and trigger
--- functions in step with the table as it is now. p_before is the table's
--- entry of _schema_snapshot() taken before the change (NULL when unknown:
--- then a renamed column looks like a dropped one plus a new one);
--- p_partitions_changed says partitions came or went.
--- Refuses, so that the ALTER TABLE rolls back, changes that would leave
--- the table half-tracked: a rename onto a name the event table already
--- uses, dropping the last column of `fields` or of a tracker's `changed`,
--- a condition that no longer compiles, history that does not convert.
-CREATE OR REPLACE FUNCTION pghistory._follow_schema_change(p_tracked regclass, p_before jsonb,
-                                                p_partitions_changed boolean DEFAULT false)
+-- Refuses to follow a change of p_tracked when its event table or trigger
+-- functions belong to a role the current user is not a member of: following
+-- means altering and replacing them, as their owner.
+CREATE OR REPLACE FUNCTION pghistory._check_follow_rights(p_tracked regclass, p_event_table regclass)
 RETURNS void
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_config pghistory.tracked;
-    v_original pghistory.tracked;
-    v_rename record;
-    v_tracker pghistory.tracker;
-    v_trackers pghistory.tracker[] := '{}'::pghistory.tracker[];
-    v_column record;
-    v_key record;
     v_message text;
-    v_signature text;     -- what the trigger functions say they were generated from
     v_table text := pghistory._qualified_name(p_tracked);
 BEGIN
-    SELECT * INTO v_config FROM pghistory.tracked AS t WHERE t.tracked_table = p_tracked;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    v_original := v_config;
-
-    -- Following a change means altering the event table and replacing the
-    -- trigger functions, as their owner: say so when that is someone else
-    -- (typically: a superuser tracked a table another role owns and alters).
+    -- typically: a superuser tracked a table another role owns and alters
     SELECT string_agg(DISTINCT quote_ident(pg_get_userbyid(o.owner)), ', ') INTO v_message
-      FROM (SELECT c.relowner AS owner FROM pg_catalog.pg_class AS c WHERE c.oid = v_config.event_table
+      FROM (SELECT c.relowner AS owner FROM pg_catalog.pg_class AS c WHERE c.oid = p_event_table
             UNION
             SELECT p.proowner FROM pghistory._table_tree(p_tracked) AS t
               JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
@@ -57,7 +34,25 @@ BEGIN
                                 'or have it track the table afresh so that its history belongs to the table''s owner.',
                                 v_message);
     END IF;
+END
+$$;
 
+-- The registry row p_config with the columns renamed since p_before (the
+-- table's _schema_snapshot() entry) renamed in fields, exclude and the
+-- trackers; the event table's columns of the old names are renamed along.
+-- Refuses a rename onto a name the event table already uses.
+CREATE OR REPLACE FUNCTION pghistory._follow_renames(p_tracked regclass, p_before jsonb, p_config pghistory.tracked)
+RETURNS pghistory.tracked
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_config pghistory.tracked := p_config;
+    v_rename record;
+    v_tracker pghistory.tracker;
+    v_trackers pghistory.tracker[];
+    v_table text := pghistory._qualified_name(p_tracked);
+BEGIN
     -- renamed columns: the same attnum under another name
     FOR v_rename IN
         SELECT b.value ->> 0 AS old_name, a.attname AS new_name
@@ -94,7 +89,25 @@ BEGIN
         END LOOP;
         v_config.trackers := v_trackers;
     END LOOP;
+    RETURN v_config;
+END
+$$;
 
+-- The registry row p_config without the columns the table no longer has
+-- (in fields, exclude and the trackers' changed). Refuses a change that
+-- drops the last column of fields or of a tracker's changed.
+CREATE OR REPLACE FUNCTION pghistory._forget_dropped_columns(p_tracked regclass, p_config pghistory.tracked)
+RETURNS pghistory.tracked
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_config pghistory.tracked := p_config;
+    v_original pghistory.tracked := p_config;
+    v_tracker pghistory.tracker;
+    v_trackers pghistory.tracker[];
+    v_table text := pghistory._qualified_name(p_tracked);
+BEGIN
     -- dropped columns: names the configuration gives that the table no longer has
     IF v_config.fields IS NOT NULL THEN
         v_config.fields := ARRAY(SELECT f FROM unnest(v_config.fields) AS f
@@ -134,53 +147,20 @@ BEGIN
         v_trackers := v_trackers || v_tracker;
     END LOOP;
     v_config.trackers := v_trackers;
+    RETURN v_config;
+END
+$$;
 
-    -- the configuration must still hold: columns to track, conditions that compile
-    PERFORM pghistory._check_tracked_columns(p_tracked, v_config.fields, v_config.exclude);
-    BEGIN
-        PERFORM pghistory._check_trackers(p_tracked, v_config.trackers);
-    EXCEPTION WHEN invalid_parameter_value THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT;
-        RAISE EXCEPTION '%', v_message
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  DETAIL = format('The condition is part of how %s is tracked, and this change breaks it.', v_table),
-                  HINT = 'Change the tracker first with pghistory.track(... trackers => ...), then alter the table.';
-    END;
-
-    IF v_config IS DISTINCT FROM v_original THEN
-        UPDATE pghistory.tracked AS t
-           SET fields = v_config.fields, exclude = v_config.exclude, trackers = v_config.trackers
-         WHERE t.tracked_table = p_tracked;
-    END IF;
-
-    -- the event table: new columns added, changed types converted
-    PERFORM pghistory._add_event_columns(v_config);
-    FOR v_column IN
-        SELECT c.column_name, c.column_type,
-               CASE WHEN a.attcollation <> e.attcollation AND a.attcollation <> 0
-                    THEN format(' COLLATE %I.%I', cn.nspname, co.collname) ELSE '' END AS collation
-          FROM pghistory._tracked_columns(p_tracked, v_config.fields, v_config.exclude) AS c
-          JOIN pg_catalog.pg_attribute AS a ON a.attrelid = p_tracked AND a.attname = c.column_name
-          JOIN pg_catalog.pg_attribute AS e ON e.attrelid = v_config.event_table AND e.attname = c.column_name
-                                           AND e.attnum > 0 AND NOT e.attisdropped
-          LEFT JOIN pg_catalog.pg_collation AS co ON co.oid = a.attcollation
-          LEFT JOIN pg_catalog.pg_namespace AS cn ON cn.oid = co.collnamespace
-         WHERE (a.atttypid, a.atttypmod) IS DISTINCT FROM (e.atttypid, e.atttypmod)
-            OR (a.attcollation <> e.attcollation AND a.attcollation <> 0)
-         ORDER BY a.attnum
-    LOOP
-        PERFORM pghistory._convert_event_column(v_config.event_table, v_column.column_name,
-                                                v_column.column_type, v_column.collation, p_tracked);
-    END LOOP;
-    -- pgh_obj_id follows the type of the primary key
-    SELECT k.column_name, k.column_type INTO v_key FROM pghistory._primary_key(p_tracked) AS k;
-    IF FOUND AND v_key.column_type IS DISTINCT FROM (
-            SELECT format_type(e.atttypid, e.atttypmod) FROM pg_catalog.pg_attribute AS e
-             WHERE e.attrelid = v_config.event_table AND e.attname = 'pgh_obj_id' AND NOT e.attisdropped) THEN
-        PERFORM pghistory._convert_event_column(v_config.event_table, 'pgh_obj_id', v_key.column_type, '',
-                                                p_tracked);
-    END IF;
-
+-- Regenerates the trigger functions of p_tracked when they are stale (see
+-- below); drops the triggers left on partitions that were detached.
+CREATE OR REPLACE FUNCTION pghistory._regenerate_stale_triggers(p_tracked regclass, p_partitions_changed boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_signature text;     -- what the trigger functions say they were generated from
+BEGIN
     -- Partitions that left the tree keep no trigger of the table.
     PERFORM pghistory._drop_detached_triggers(p_tracked);
     -- The trigger functions and triggers, regenerated when what they were
@@ -203,6 +183,59 @@ BEGIN
                           AND p.proname <> '_refuse_history_change')) THEN
         PERFORM pghistory._generate_triggers(p_tracked);
     END IF;
+END
+$$;
+
+-- Brings one tracked table's registry row, event table and trigger
+-- functions in step with the table as it is now. p_before is the table's
+-- entry of _schema_snapshot() taken before the change (NULL when unknown:
+-- then a renamed column looks like a dropped one plus a new one);
+-- p_partitions_changed says partitions came or went.
+-- Refuses, so that the ALTER TABLE rolls back, changes that would leave
+-- the table half-tracked: a rename onto a name the event table already
+-- uses, dropping the last column of `fields` or of a tracker's `changed`,
+-- a condition that no longer compiles, history that does not convert.
+CREATE OR REPLACE FUNCTION pghistory._follow_schema_change(p_tracked regclass, p_before jsonb,
+                                                p_partitions_changed boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_config pghistory.tracked;
+    v_original pghistory.tracked;
+    v_message text;
+    v_table text := pghistory._qualified_name(p_tracked);
+BEGIN
+    SELECT * INTO v_config FROM pghistory.tracked AS t WHERE t.tracked_table = p_tracked;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    v_original := v_config;
+    PERFORM pghistory._check_follow_rights(p_tracked, v_config.event_table);
+    v_config := pghistory._follow_renames(p_tracked, p_before, v_config);
+    v_config := pghistory._forget_dropped_columns(p_tracked, v_config);
+
+    -- the configuration must still hold: columns to track, conditions that compile
+    PERFORM pghistory._check_tracked_columns(p_tracked, v_config.fields, v_config.exclude);
+    BEGIN
+        PERFORM pghistory._check_trackers(p_tracked, v_config.trackers);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT;
+        RAISE EXCEPTION '%', v_message
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = format('The condition is part of how %s is tracked, and this change breaks it.', v_table),
+                  HINT = 'Change the tracker first with pghistory.track(... trackers => ...), then alter the table.';
+    END;
+
+    IF v_config IS DISTINCT FROM v_original THEN
+        UPDATE pghistory.tracked AS t
+           SET fields = v_config.fields, exclude = v_config.exclude, trackers = v_config.trackers
+         WHERE t.tracked_table = p_tracked;
+    END IF;
+
+    PERFORM pghistory._follow_column_types(p_tracked, v_config);
+    PERFORM pghistory._regenerate_stale_triggers(p_tracked, p_partitions_changed);
 END
 $$;
 
@@ -238,39 +271,6 @@ BEGIN
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.relation);
     END LOOP;
-END
-$$;
-
--- Refuses an event table that lost a column (of p_had, the columns it had
--- before the command) its tracked table's events are written to: renamed
--- or dropped by ALTER TABLE on the event table.
-CREATE OR REPLACE FUNCTION pghistory._check_event_table(p_config pghistory.tracked, p_had text[])
-RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_missing text;
-BEGIN
-    SELECT string_agg(quote_ident(c.name), ', ' ORDER BY c.ord) INTO v_missing
-      FROM unnest(ARRAY['pgh_id', 'pgh_created_at', 'pgh_label', 'pgh_obj_id']
-                  || CASE WHEN p_config.context IN ('fk', 'json') THEN ARRAY['pgh_context_id'] ELSE '{}' END
-                  || CASE WHEN p_config.context = 'json' THEN ARRAY['pgh_context'] ELSE '{}' END
-                  || ARRAY(SELECT t.column_name::text FROM pghistory._tracked_columns(
-                               p_config.tracked_table, p_config.fields, p_config.exclude) AS t))
-           WITH ORDINALITY AS c(name, ord)
-     WHERE c.name = ANY (p_had)
-       AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
-                        WHERE a.attrelid = p_config.event_table AND a.attname = c.name
-                          AND a.attnum > 0 AND NOT a.attisdropped);
-    IF v_missing IS NOT NULL THEN
-        RAISE EXCEPTION 'pghistory: % is the event table of %, whose events need its column %',
-                pghistory._qualified_name(p_config.event_table), pghistory._qualified_name(p_config.tracked_table),
-                v_missing
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Columns that receive history cannot be renamed or dropped while the table is tracked: '
-                         'stop tracking the column first (track() with fields or exclude), or untrack the table.';
-    END IF;
 END
 $$;
 

@@ -1,7 +1,8 @@
 
 -- ---------------------------------------------------------------------------
 -- schema_snapshot.sql: what a tracked table looks like, to compare before and
--- after a schema change, and the conversions that follow one
+-- after a schema change, the conversions that follow one, and the check of
+-- an altered event table
 -- ---------------------------------------------------------------------------
 
 -- What the trigger functions of each tracked table depend on: its name,
@@ -102,5 +103,80 @@ BEGIN
                                 'ALTER TABLE %s ALTER COLUMN %I TYPE %s USING <expression>; '
                                 'then run this ALTER TABLE again.', p_event_table, p_column, p_type);
     END;
+END
+$$;
+
+-- The event table of p_config brought in step with its tracked table:
+-- new columns added, changed types and collations converted, pgh_obj_id in
+-- the type of the primary key. Refuses history that does not convert.
+CREATE OR REPLACE FUNCTION pghistory._follow_column_types(p_tracked regclass, p_config pghistory.tracked)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_column record;
+    v_key record;
+BEGIN
+    -- the event table: new columns added, changed types converted
+    PERFORM pghistory._add_event_columns(p_config);
+    FOR v_column IN
+        SELECT c.column_name, c.column_type,
+               CASE WHEN a.attcollation <> e.attcollation AND a.attcollation <> 0
+                    THEN format(' COLLATE %I.%I', cn.nspname, co.collname) ELSE '' END AS collation
+          FROM pghistory._tracked_columns(p_tracked, p_config.fields, p_config.exclude) AS c
+          JOIN pg_catalog.pg_attribute AS a ON a.attrelid = p_tracked AND a.attname = c.column_name
+          JOIN pg_catalog.pg_attribute AS e ON e.attrelid = p_config.event_table AND e.attname = c.column_name
+                                           AND e.attnum > 0 AND NOT e.attisdropped
+          LEFT JOIN pg_catalog.pg_collation AS co ON co.oid = a.attcollation
+          LEFT JOIN pg_catalog.pg_namespace AS cn ON cn.oid = co.collnamespace
+         WHERE (a.atttypid, a.atttypmod) IS DISTINCT FROM (e.atttypid, e.atttypmod)
+            OR (a.attcollation <> e.attcollation AND a.attcollation <> 0)
+         ORDER BY a.attnum
+    LOOP
+        PERFORM pghistory._convert_event_column(p_config.event_table, v_column.column_name,
+                                                v_column.column_type, v_column.collation, p_tracked);
+    END LOOP;
+    -- pgh_obj_id follows the type of the primary key
+    SELECT k.column_name, k.column_type INTO v_key FROM pghistory._primary_key(p_tracked) AS k;
+    IF FOUND AND v_key.column_type IS DISTINCT FROM (
+            SELECT format_type(e.atttypid, e.atttypmod) FROM pg_catalog.pg_attribute AS e
+             WHERE e.attrelid = p_config.event_table AND e.attname = 'pgh_obj_id' AND NOT e.attisdropped) THEN
+        PERFORM pghistory._convert_event_column(p_config.event_table, 'pgh_obj_id', v_key.column_type, '',
+                                                p_tracked);
+    END IF;
+END
+$$;
+
+-- Refuses an event table that lost a column (of p_had, the columns it had
+-- before the command) its tracked table's events are written to: renamed
+-- or dropped by ALTER TABLE on the event table.
+CREATE OR REPLACE FUNCTION pghistory._check_event_table(p_config pghistory.tracked, p_had text[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT string_agg(quote_ident(c.name), ', ' ORDER BY c.ord) INTO v_missing
+      FROM unnest(ARRAY['pgh_id', 'pgh_created_at', 'pgh_label', 'pgh_obj_id']
+                  || CASE WHEN p_config.context IN ('fk', 'json') THEN ARRAY['pgh_context_id'] ELSE '{}' END
+                  || CASE WHEN p_config.context = 'json' THEN ARRAY['pgh_context'] ELSE '{}' END
+                  || ARRAY(SELECT t.column_name::text FROM pghistory._tracked_columns(
+                               p_config.tracked_table, p_config.fields, p_config.exclude) AS t))
+           WITH ORDINALITY AS c(name, ord)
+     WHERE c.name = ANY (p_had)
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                        WHERE a.attrelid = p_config.event_table AND a.attname = c.name
+                          AND a.attnum > 0 AND NOT a.attisdropped);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: % is the event table of %, whose events need its column %',
+                pghistory._qualified_name(p_config.event_table), pghistory._qualified_name(p_config.tracked_table),
+                v_missing
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Columns that receive history cannot be renamed or dropped while the table is tracked: '
+                         'stop tracking the column first (track() with fields or exclude), or untrack the table.';
+    END IF;
 END
 $$;
