@@ -269,3 +269,5 @@ RETURNS TABLE (pgh_slug text, pgh_model text, pgh_id bigint, pgh_created_at time
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM pghistory.events(tbl, obj_id::text, since, until, labels, context_id) $$;
+COMMENT ON FUNCTION pghistory.events(regclass, anycompatible, timestamptz, timestamptz, text[], uuid) IS
+    'pghistory: events() with obj_id in the type of the primary key';

@@ -37,25 +37,24 @@ SYSTEM_HOME = Path(f"/usr/lib/postgresql/{MAJOR}")
 SYSTEM_SHARE = Path(f"/usr/share/postgresql/{MAJOR}")
 PACKAGE = f"postgresql-{MAJOR}-plpgsql-check"
 
+# Whatever the function: RETURN QUERY EXECUTE sets a function's OUT
+# variables, and plpgsql_check cannot see into dynamic SQL.
+DYNAMIC_OUT = ("OUT variable ", " is maybe unmodified", "cannot to determine result of dynamic SQL")
+
 # (function, message) -> why the warning stays.  Extension functions are named
 # as regprocedure prints them; generated ones as "<tracked table of TABLES
-# below>:<trigger>", e.g. "orders:pgh_update".
-_EVENTS = "pghistory.events(regclass,text,timestamp with time zone,timestamp with time zone,text[],uuid)"
-_GENERATED_IN = "extension/triggers.sql (_create_trigger)"
+# below>:<trigger>", e.g. "orders:pgh_update".  These are in files the
+# author of this test does not own; left to their owners, each fixable as
+# said.
 ACCEPTED: dict[tuple[str, str], str] = {
-    **{(_EVENTS, f'OUT variable "{column}" is maybe unmodified'):
-       "RETURN QUERY EXECUTE sets them; plpgsql_check cannot see into dynamic SQL"
-       for column in ("pgh_slug", "pgh_model", "pgh_id", "pgh_created_at", "pgh_label", "pgh_data",
-                      "pgh_diff", "pgh_context_id", "pgh_context", "pgh_obj_model", "pgh_obj_id")},
-    # not in the files this test's author owns; left to their owners (issue 16)
     ("pghistory._context_metadata()", "target type is different type than source type"):
         "extension/context.sql: RETURN of a text expression from a jsonb function (an explicit cast would do)",
     ("pghistory._drop_triggers(regclass)", "target type is different type than source type"):
         "extension/triggers.sql: v_functions regprocedure[] := '{}' (a typed '{}'::regprocedure[] would do)",
-    **{(f"orders:pgh_{label}", 'never read variable "v_attached"'):
-       f"{_GENERATED_IN}: the fk fast path assigns set_config()'s result to a variable nobody reads "
-       "(PERFORM would do)"
-       for label in ("insert", "update", "delete", "truncate")},
+    ("pghistory.blame(regclass,anycompatible)", 'name of parameter "column" is reserved keyword'):
+        "extension/blame.sql: blame() returns a column named column (part of its documented result)",
+    ("pghistory.revert_context(uuid,boolean,boolean)", "target type is different type than source type"):
+        "extension/revert_context.sql: untyped '{}' initial values of a jsonb and text[] variables",
 }
 
 
@@ -138,11 +137,17 @@ def test_extension_functions_pass_plpgsql_check(checker):
     _assert_clean({f: _report(checker, f) for f in functions}, lambda name: not name.count(":"))
 
 
+def _accepted(name: str, message: str, where: str) -> bool:
+    start, end, detail = DYNAMIC_OUT
+    dynamic_out = message.startswith(start) and message.endswith(end) and detail in where
+    return dynamic_out or (name, message) in ACCEPTED
+
+
 def _assert_clean(findings: dict[str, list[tuple[str, str, str]]], mine: Callable[[str], bool]) -> None:
     """No error and no warning but the accepted ones; and every accepted one still occurs."""
     unexpected = [f"{name}: {level}: {message} ({where})"
                   for name, found in findings.items() for level, message, where in found
-                  if level == "error" or (name, message) not in ACCEPTED]
+                  if level == "error" or not _accepted(name, message, where)]
     seen = {(name, message) for name, found in findings.items() for _level, message, _where in found}
     stale = [f"{name}: {message}" for name, message in ACCEPTED
              if mine(name) and (name, message) not in seen]
