@@ -16,7 +16,7 @@ NOT_YET = {
     "pghistory.current_context_id()": "extension/context.sql",
     "pghistory.set_context(jsonb,boolean)": "extension/context.sql",
     "pghistory.install_event_triggers()": "extension/event_triggers.sql",
-    "pghistory.track(regclass,pghistory.tracker[],text[],text[],text,text,text,boolean)": "extension/track.sql",
+    "pghistory.track(regclass,pghistory.tracker[],text[],text[],text,text,text,boolean,boolean)": "extension/track.sql",
     "pghistory.untrack(regclass,boolean)": "extension/track.sql",
 }
 
