@@ -21,6 +21,7 @@ CODE_PARTS = \
 	extension/event_tables.sql \
 	extension/expressions.sql \
 	extension/triggers.sql \
+	extension/registry.sql \
 	extension/append_only.sql \
 	extension/track.sql \
 	extension/create_event.sql \

@@ -20,6 +20,21 @@ AS $$
        AND i.indnkeyatts = 1
 $$;
 
+-- All columns of a table's primary key, in key order, with their types.
+-- No row when the table has no primary key.
+CREATE OR REPLACE FUNCTION pghistory._key_columns(p_table regclass)
+RETURNS TABLE (column_name name, column_type text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+      FROM pg_catalog.pg_index AS i
+     CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, n)
+      JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = p_table AND i.indisprimary
+     ORDER BY k.n
+$$;
+
 -- Whether values of a type can be compared with IS DISTINCT FROM. Types
 -- without an equality operator (json, xml, point, ...) are compared as text
 -- instead. Probed once, at track() time.

@@ -54,6 +54,8 @@ BEGIN
     RETURN v_setting::uuid;
 END
 $$;
+COMMENT ON FUNCTION pghistory.current_context_id() IS
+    'pghistory: the active context''s id (the setting pghistory.context_id), or NULL';
 
 -- The active context's metadata: pghistory.context_metadata as a JSON
 -- object ('{}' when unset). Anything else is an error, raised before the
@@ -209,6 +211,9 @@ BEGIN
     RETURN v_context_id;
 END
 $$;
+COMMENT ON FUNCTION pghistory.set_context(jsonb, boolean) IS
+    'pghistory: start a context, or merge metadata into the active one; for the transaction (is_local) or the session. '
+    'Returns the context id';
 
 -- Ends the active context, for the session and the current transaction.
 CREATE OR REPLACE FUNCTION pghistory.clear_context()
@@ -219,3 +224,5 @@ AS $$
     SELECT set_config('pghistory.context_id', '', false),
            set_config('pghistory.context_metadata', '', false)
 $$;
+COMMENT ON FUNCTION pghistory.clear_context() IS
+    'pghistory: end the active context, for the session and the current transaction';

@@ -122,8 +122,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_dropped oid[];
-    v_names text[];
+    v_function name;
     v_history record;
     v_table regclass;
     v_tables regclass[];
@@ -145,13 +144,20 @@ BEGIN
                                 pghistory._qualified_name(v_history.tracked_table));
     END IF;
 
-    SELECT array_agg(d.objid), array_agg(d.address_names[1] || '.' || d.address_names[2])
-      INTO v_dropped, v_names
-      FROM pg_event_trigger_dropped_objects() AS d
-     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
-       AND d.objid IN (SELECT t.tracked_table::oid FROM pghistory.tracked AS t);
-    IF v_dropped IS NOT NULL THEN
-        PERFORM pghistory._forget_dropped_tables(v_dropped, v_names);
+    -- dropped tracked tables: their registry rows go (through the SECURITY
+    -- DEFINER _forget_dropped_tables()), and so do their trigger functions,
+    -- dropped here by the role that dropped the tables
+    IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects() AS d
+                 JOIN pghistory.tracked AS t ON t.tracked_table::oid = d.objid
+                WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0) THEN
+        FOR v_function IN SELECT f FROM pghistory._forget_dropped_tables() AS f LOOP
+            IF EXISTS (SELECT FROM pg_catalog.pg_proc AS p
+                        WHERE p.pronamespace = 'pghistory'::regnamespace AND p.proname = v_function
+                          AND p.pronargs = 0
+                          AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g WHERE g.tgfoid = p.oid)) THEN
+                EXECUTE format('DROP FUNCTION pghistory.%I()', v_function);
+            END IF;
+        END LOOP;
     END IF;
 
     -- ALTER TABLE ... DROP COLUMN is followed by _after_ddl(); other drops can
@@ -166,48 +172,6 @@ BEGIN
             PERFORM pghistory._follow_schema_change(v_table, NULL);
         END LOOP;
     END IF;
-END
-$$;
-
--- Forgets tracked tables that were dropped: their registry rows, and the
--- trigger functions named after them that no trigger uses any more. The
--- event tables (the history) stay. Only touches rows whose table no
--- longer exists, so it is safe to let anyone run it; SECURITY DEFINER
--- because the registry's row-level security cannot tell who owned a table
--- that is gone. Returns how many tables were forgotten.
-CREATE OR REPLACE FUNCTION pghistory._forget_dropped_tables(p_tables oid[], p_names text[])
-RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_row record;
-    v_function regprocedure;
-    v_count integer := 0;
-BEGIN
-    FOR v_row IN
-        DELETE FROM pghistory.tracked AS t
-         USING unnest(p_tables, p_names) AS d(relid, name)
-         WHERE t.tracked_table::oid = d.relid
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = d.relid)
-        RETURNING d.name, t.trackers
-    LOOP
-        v_count := v_count + 1;
-        FOR v_function IN
-            SELECT p.oid::regprocedure
-              FROM unnest(v_row.trackers) AS k
-              JOIN pg_catalog.pg_proc AS p
-                ON p.pronamespace = 'pghistory'::regnamespace
-               AND p.proname = pghistory._fit_identifier(v_row.name || '/' || k.label)
-               AND p.pronargs = 0 AND p.prorettype = 'trigger'::regtype
-             WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g WHERE g.tgfoid = p.oid)
-               AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend AS d
-                                WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
-        LOOP
-            EXECUTE format('DROP FUNCTION %s', v_function);
-        END LOOP;
-    END LOOP;
-    RETURN v_count;
 END
 $$;
 
@@ -259,6 +223,9 @@ BEGIN
     RETURN v_count;
 END
 $$;
+COMMENT ON FUNCTION pghistory.install_event_triggers() IS
+    'pghistory: create the event triggers that follow ALTER TABLE and DROP of tracked tables (superusers only). '
+    'Returns how many it created';
 
 -- The installing role gets the event triggers if it may create them;
 -- without them, tracking does not follow ALTER TABLE by itself (see

@@ -55,14 +55,15 @@ $$;
 
 -- The FROM clause that pairs each row an UPDATE statement changed with its
 -- other version, for the update tracker storing p_snapshot ('new' or 'old').
--- Rows are paired by primary key, with a hash join: the old row of a key
--- is the one that had that key before the statement. A row whose key the
--- statement changed has no partner, and is kept with the other side NULL:
--- its tracked columns differ from NULLs, so the default tracker records
--- it, and a condition sees it as a row that had no old version. Tables
--- without a single-column key, or whose key type has no equality operator
--- in pg_catalog, pair by position in the transition tables instead, which
--- PostgreSQL fills in step (two sorts: slower on large statements).
+-- Rows are paired on all the columns of the primary key, with a hash
+-- join: the old row of a key is the one that had that key before the
+-- statement. A row whose key the statement changed has no partner, and is
+-- kept with the other side NULL: its tracked columns differ from NULLs, so
+-- the default tracker records it, and a condition sees it as a row that
+-- had no old version. Only tables without a primary key (or with a key
+-- column whose type has no equality operator in pg_catalog) pair by
+-- position in the transition tables, which PostgreSQL fills in step but
+-- does not promise to (two sorts: slower on large statements too).
 CREATE OR REPLACE FUNCTION pghistory._update_pairing(p_tracked regclass, p_snapshot text)
 RETURNS text
 LANGUAGE sql STABLE
@@ -70,11 +71,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(
         (SELECT format(E'pgh_%1$s_rows AS %1$s\n'
-                        '      LEFT JOIN pgh_%2$s_rows AS %2$s ON %2$s.%3$s = %1$s.%3$s',
+                        '      LEFT JOIN pgh_%2$s_rows AS %2$s ON %3$s',
                        p_snapshot, CASE p_snapshot WHEN 'new' THEN 'old' ELSE 'new' END,
-                       pghistory._quoted(k.column_name))
-           FROM pghistory._primary_key(p_tracked) AS k
-          WHERE pghistory._has_equality(k.column_type)),
+                       string_agg(format('%1$s.%3$s = %2$s.%3$s', CASE p_snapshot WHEN 'new' THEN 'old' ELSE 'new' END,
+                                         p_snapshot, pghistory._quoted(k.column_name)), ' AND ' ORDER BY k.n))
+           FROM pghistory._key_columns(p_tracked) WITH ORDINALITY AS k(column_name, column_type, n)
+         HAVING count(*) > 0 AND bool_and(pghistory._has_equality(k.column_type))),
         E'(SELECT row_number() OVER () AS pgh_row, * FROM pgh_old_rows) AS old\n'
         '      JOIN (SELECT row_number() OVER () AS pgh_row, * FROM pgh_new_rows) AS new USING (pgh_row)')
 $$;

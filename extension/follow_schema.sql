@@ -229,9 +229,7 @@ BEGIN
     END;
 
     IF v_config IS DISTINCT FROM v_original THEN
-        UPDATE pghistory.tracked AS t
-           SET fields = v_config.fields, exclude = v_config.exclude, trackers = v_config.trackers
-         WHERE t.tracked_table = p_tracked;
+        PERFORM pghistory._register(v_config);
     END IF;
 
     PERFORM pghistory._follow_column_types(p_tracked, v_config);
@@ -259,13 +257,8 @@ BEGIN
                      JOIN pg_catalog.pg_proc AS p ON p.oid = r.tgfoid
                     WHERE p.pronamespace = 'pghistory'::regnamespace AND p.proname <> '_refuse_history_change'
                    UNION
-                   -- and those named after its trackers (truncate may have no other trigger left)
-                   SELECT p.oid FROM pghistory.tracked AS c
-                    CROSS JOIN LATERAL unnest(c.trackers) AS k
-                     JOIN pg_catalog.pg_proc AS p
-                       ON p.pronamespace = 'pghistory'::regnamespace
-                      AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
-                    WHERE c.tracked_table = p_tracked)
+                   -- and those its registry row records (truncate may have no other trigger left)
+                   SELECT f FROM pghistory._tracker_functions(p_tracked) AS f)
            AND NOT g.tgisinternal AND g.tgparentid = 0
            AND g.tgrelid NOT IN (SELECT t.relid FROM pghistory._table_tree(p_tracked) AS t)
     LOOP

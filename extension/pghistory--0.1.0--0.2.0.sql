@@ -33,3 +33,22 @@ DROP FUNCTION pghistory.track(regclass, pghistory.tracker[], text[], text[], tex
 -- five flags
 DROP FUNCTION pghistory._events_query(regclass, text, pghistory.tracker[], boolean,
                                       boolean, boolean, boolean, boolean, boolean);
+
+-- The registry records the trigger functions it made, and changes only
+-- through pghistory's functions (registry.sql). The functions of 0.1.0 are
+-- found here by the name 0.1.0 gave them, for the last time.
+ALTER TABLE pghistory.tracked ADD COLUMN trigger_functions name[] NOT NULL DEFAULT '{}';
+UPDATE pghistory.tracked AS t
+   SET trigger_functions = ARRAY(
+           SELECT p.proname FROM unnest(t.trackers) WITH ORDINALITY AS k
+             JOIN pg_catalog.pg_proc AS p
+               ON p.pronamespace = 'pghistory'::regnamespace AND p.pronargs = 0
+              AND p.proname = pghistory._trigger_function_name(t.tracked_table, k.label)
+            ORDER BY k.ordinality);
+COMMENT ON TABLE pghistory.tracked IS
+    'pghistory: the tracked tables and their configuration (see the pghistory.tracking view); '
+    'changed only through pghistory''s functions';
+DROP FUNCTION pghistory._forget_dropped_tables(oid[], text[]);
+
+-- pghistory.tracking shows trackers as the calls that make them (text[])
+DROP VIEW pghistory.tracking;

@@ -17,20 +17,21 @@ GRANT USAGE ON SCHEMA pghistory TO PUBLIC;
 -- nobody else.
 REVOKE EXECUTE ON FUNCTION pghistory._attach_context(uuid, text) FROM PUBLIC;
 
--- Everyone may see what is tracked; each role may register, change and
--- remove only the tables it owns (track() and untrack() run as their
--- caller and write here).
+-- The registry changes only through pghistory's own functions
+-- (registry.sql: SECURITY DEFINER, each re-checking ownership of the
+-- tracked table and its event table); everyone may read it.
+-- (Row-level security stays on, with one policy for reading: should a
+-- write grant ever be given by mistake, it still writes nothing.)
 ALTER TABLE pghistory.tracked ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS everyone_reads ON pghistory.tracked;
 CREATE POLICY everyone_reads ON pghistory.tracked FOR SELECT USING (true);
 DROP POLICY IF EXISTS owners_register ON pghistory.tracked;
-CREATE POLICY owners_register ON pghistory.tracked FOR INSERT WITH CHECK (pghistory._owns(tracked_table));
 DROP POLICY IF EXISTS owners_change ON pghistory.tracked;
-CREATE POLICY owners_change ON pghistory.tracked FOR UPDATE
-    USING (pghistory._owns(tracked_table)) WITH CHECK (pghistory._owns(tracked_table));
 DROP POLICY IF EXISTS owners_remove ON pghistory.tracked;
-CREATE POLICY owners_remove ON pghistory.tracked FOR DELETE USING (pghistory._owns(tracked_table));
-GRANT SELECT, INSERT, UPDATE, DELETE ON pghistory.tracked TO PUBLIC;
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON pghistory.tracked FROM PUBLIC;
+GRANT SELECT ON pghistory.tracked TO PUBLIC;
+-- what every hint tells users to query
+GRANT SELECT ON pghistory.tracking TO PUBLIC;
 
 -- Readers of history run the browsing functions with their own rights, so
 -- they must see which tables are tracked and how; the same facts are public

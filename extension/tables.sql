@@ -38,10 +38,14 @@ CREATE TABLE pghistory.tracked (
     context       text                NOT NULL CHECK (context IN ('fk', 'json', 'none')),
     level         text                NOT NULL CHECK (level IN ('statement', 'row')),
     append_only   boolean             NOT NULL,
-    tracked_at    timestamptz         NOT NULL DEFAULT pg_catalog.now()
+    tracked_at    timestamptz         NOT NULL DEFAULT pg_catalog.now(),
+    -- the names of the trigger functions made for it, in schema pghistory:
+    -- how pghistory finds its own functions (never by parsing a name)
+    trigger_functions name[]          NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE pghistory.tracked IS
-    'pghistory: the tracked tables and their configuration (see the pghistory.tracking view)';
+    'pghistory: the tracked tables and their configuration (see the pghistory.tracking view); '
+    'changed only through pghistory''s functions';
 
 -- Both hold user data: pg_dump must dump their rows. (Only an extension
 -- script can say so; the plain script's tables are dumped anyway.)

@@ -211,6 +211,7 @@ BEGIN
     -- calling track() again with the same configuration changes nothing
     v_config.tracked_at := v_existing.tracked_at;
     v_config.event_table := v_event_table;
+    v_config.trigger_functions := coalesce(v_existing.trigger_functions, '{}');
     IF v_existing IS NOT DISTINCT FROM v_config THEN
         IF track.backfill THEN
             PERFORM pghistory.backfill(track.tbl);
@@ -226,10 +227,7 @@ BEGIN
     v_config.event_table := v_event_table;
     v_config.tracked_at := coalesce(v_existing.tracked_at, now());
 
-    INSERT INTO pghistory.tracked AS t VALUES (v_config.*)
-    ON CONFLICT (tracked_table) DO UPDATE
-       SET trackers = excluded.trackers, fields = excluded.fields, exclude = excluded.exclude,
-           context = excluded.context, level = excluded.level, append_only = excluded.append_only;
+    PERFORM pghistory._register(v_config);
 
     PERFORM pghistory._add_event_columns(v_config);
     PERFORM pghistory._generate_triggers(track.tbl);
@@ -240,6 +238,9 @@ BEGIN
     RETURN v_event_table;
 END
 $$;
+COMMENT ON FUNCTION pghistory.track(regclass, pghistory.tracker[], text[], text[], text, text, text, boolean, boolean) IS
+    'pghistory: start tracking a table, or reconfigure it: creates its event table, generates its trigger functions '
+    '(owned by the table''s owner); for the table''s owner only. Returns the event table';
 
 -- Stops tracking a table: its triggers go, its history stays (and stays
 -- append-only) unless drop_events is true.
@@ -263,10 +264,12 @@ BEGIN
                   HINT = 'SELECT * FROM pghistory.tracking lists the tracked tables.';
     END IF;
     PERFORM pghistory._drop_triggers(untrack.tbl);
-    DELETE FROM pghistory.tracked AS t WHERE t.tracked_table = untrack.tbl;
+    PERFORM pghistory._unregister(untrack.tbl);
     IF untrack.drop_events THEN
         EXECUTE format('DROP TABLE %s', v_event_table);
     END IF;
     PERFORM pghistory._grant_attach_context();
 END
 $$;
+COMMENT ON FUNCTION pghistory.untrack(regclass, boolean) IS
+    'pghistory: stop tracking a table; its history stays unless drop_events; for the table''s owner only';

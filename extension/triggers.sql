@@ -22,8 +22,8 @@ AS $$
      WHERE c.oid = p_tracked
 $$;
 
--- The trigger functions of the trackers in a table's registry row that
--- exist now ('manual' trackers have none).
+-- The trigger functions made for a table that exist now: those its
+-- registry row records ('manual' trackers have none).
 CREATE OR REPLACE FUNCTION pghistory._tracker_functions(p_tracked regclass)
 RETURNS SETOF regprocedure
 LANGUAGE sql STABLE
@@ -31,42 +31,36 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.oid::regprocedure
       FROM pghistory.tracked AS t
-     CROSS JOIN unnest(t.trackers) AS k
+     CROSS JOIN unnest(t.trigger_functions) AS f
       JOIN pg_catalog.pg_proc AS p
-        ON p.pronamespace = 'pghistory'::regnamespace
-       AND p.proname = pghistory._trigger_function_name(p_tracked, k.label)
-       AND p.pronargs = 0
-     WHERE t.tracked_table = p_tracked AND k.operation <> 'manual'
+        ON p.pronamespace = 'pghistory'::regnamespace AND p.proname = f
+       AND p.pronargs = 0 AND p.prorettype = 'trigger'::regtype
+     WHERE t.tracked_table = p_tracked
 $$;
 
--- Drops the triggers and trigger functions pghistory made for a table.
+-- Drops the triggers and trigger functions pghistory made for a table:
+-- the functions its registry row records, and every trigger that calls
+-- them, wherever it is (a partition since detached, too).
 CREATE OR REPLACE FUNCTION pghistory._drop_triggers(p_tracked regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_trigger record;
-    v_functions regprocedure[] := '{}';
+    v_functions regprocedure[] := ARRAY(SELECT pghistory._tracker_functions(p_tracked));
+    v_object record;
 BEGIN
-    FOR v_trigger IN
-        SELECT t.tgname, t.tgrelid::regclass AS relation, t.tgfoid::regprocedure AS function
-          FROM pghistory._table_tree(p_tracked) AS r
-          JOIN pg_catalog.pg_trigger AS t ON t.tgrelid = r.relid
-          JOIN pg_catalog.pg_proc AS p ON p.oid = t.tgfoid
-         WHERE NOT t.tgisinternal
+    FOR v_object IN
+        SELECT t.tgname, t.tgrelid::regclass AS relation
+          FROM pg_catalog.pg_trigger AS t
+         WHERE t.tgfoid = ANY (v_functions::oid[])
+           AND NOT t.tgisinternal
            AND t.tgparentid = 0   -- clones go with the trigger they were cloned from
-           AND p.pronamespace = 'pghistory'::regnamespace
-           AND p.proname <> '_refuse_history_change'
     LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger.tgname, v_trigger.relation);
-        v_functions := v_functions || v_trigger.function;
+        EXECUTE format('DROP TRIGGER %I ON %s', v_object.tgname, v_object.relation);
     END LOOP;
-    -- and those that have no trigger yet: a TRUNCATE tracker's function
-    -- while a partitioned table has no partition
-    v_functions := v_functions || ARRAY(SELECT pghistory._tracker_functions(p_tracked));
-    FOR v_trigger IN SELECT DISTINCT f AS function FROM unnest(v_functions) AS f LOOP
-        EXECUTE format('DROP FUNCTION %s', v_trigger.function);
+    FOR v_object IN SELECT f AS function FROM unnest(v_functions) AS f LOOP
+        EXECUTE format('DROP FUNCTION %s', v_object.function);
     END LOOP;
 END
 $$;
@@ -97,6 +91,8 @@ DECLARE
     v_relation regclass;
     -- the function belongs to the table's owner and runs with its rights
     v_owner oid := (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = p_config.tracked_table);
+    v_partitioned boolean := (SELECT c.relkind = 'p' FROM pg_catalog.pg_class AS c
+                               WHERE c.oid = p_config.tracked_table);
 BEGIN
     v_source := CASE WHEN v_row_level THEN upper(p_tracker.snapshot) ELSE p_tracker.snapshot END;
 
@@ -177,18 +173,37 @@ BEGIN
         v_from := CASE p_tracker.operation
             WHEN 'insert' THEN 'pgh_new_rows AS new'
             WHEN 'delete' THEN 'pgh_old_rows AS old'
-            WHEN 'truncate' THEN v_table || ' AS old'
+            WHEN 'truncate' THEN 'ONLY ' || v_table || ' AS old'  -- its own rows, not its children's
             WHEN 'update' THEN pghistory._update_pairing(p_config.tracked_table, p_tracker.snapshot)
         END;
-        IF p_tracker.operation = 'truncate' THEN
-            v_when := v_when || 'old.tableoid = TG_RELID'::text;  -- the rows of the table being emptied
+        IF p_tracker.operation = 'truncate' AND v_partitioned THEN
+            -- Each partition TRUNCATE empties has this trigger and stores its
+            -- own rows: read that partition alone (a scan of the whole tree
+            -- filtered by tableoid would cost partitions x rows). Dynamic
+            -- SQL, once per partition and statement: not a per-row path.
+            SELECT l.target, l.vals INTO v_target, v_values
+              FROM pghistory._snapshot_lists(p_config, v_source, quote_literal(p_tracker.label), '$1', '$2') AS l;
+            v_insert := format(E'INSERT INTO %s (%s)\n    SELECT %s\n      FROM ONLY %%I.%%I AS old',
+                               p_config.event_table, v_target, v_values);
+            IF v_when IS NOT NULL THEN
+                v_insert := v_insert || E'\n     WHERE ' || array_to_string(v_when, E'\n       AND ');
+            END IF;
+            v_insert := format(E'EXECUTE format(%L,\n                   TG_TABLE_SCHEMA, TG_TABLE_NAME)%s;'
+                               '\n    GET DIAGNOSTICS v_rows = ROW_COUNT;',
+                               v_insert,
+                               CASE p_config.context WHEN 'fk' THEN E'\n        USING pgh_trigger.v_context_id'
+                                    WHEN 'json' THEN E'\n        USING pgh_trigger.v_context_id, pgh_trigger.v_context'
+                                    ELSE '' END);
+            v_declare := v_declare || E'\n    v_rows bigint;';
+            v_attach := replace(v_attach, 'IF FOUND AND', 'IF v_rows > 0 AND');
+        ELSE
+            v_insert := format(E'INSERT INTO %s (%s)\n    SELECT %s\n      FROM %s', p_config.event_table,
+                               v_target, v_values, v_from);
+            IF v_when IS NOT NULL THEN
+                v_insert := v_insert || E'\n     WHERE ' || array_to_string(v_when, E'\n       AND ');
+            END IF;
+            v_insert := v_insert || ';';
         END IF;
-        v_insert := format(E'INSERT INTO %s (%s)\n    SELECT %s\n      FROM %s', p_config.event_table,
-                           v_target, v_values, v_from);
-        IF v_when IS NOT NULL THEN
-            v_insert := v_insert || E'\n     WHERE ' || array_to_string(v_when, E'\n       AND ');
-        END IF;
-        v_insert := v_insert || ';';
     END IF;
 
     -- Transition tables have no statistics, so the planner guesses the
@@ -228,6 +243,10 @@ AS %L$sql$, v_function,
     -- say), it runs as the table's owner: its conditions, the INSERT into
     -- the event table, whatever they reach, with that owner's rights and
     -- never more
+    -- DROP EXTENSION pghistory takes it along (and, with CASCADE, its
+    -- triggers): the table is never left with a trigger whose helpers are
+    -- gone. Without CASCADE, the triggers make PostgreSQL refuse the drop.
+    EXECUTE format('ALTER FUNCTION %s() DEPENDS ON EXTENSION pghistory', v_function);
     EXECUTE format('ALTER FUNCTION %s() OWNER TO %I', v_function, pg_get_userbyid(v_owner));
 
     v_timing := CASE p_tracker.operation
@@ -306,13 +325,18 @@ BEGIN
     END IF;
     SELECT * INTO STRICT v_config FROM pghistory.tracked WHERE tracked_table = p_tracked;
     PERFORM pghistory._drop_triggers(p_tracked);
+    v_config.trigger_functions := '{}';
     FOREACH v_tracker IN ARRAY v_config.trackers LOOP
         CONTINUE WHEN v_tracker.operation = 'manual';
         PERFORM pghistory._create_trigger(v_config, v_tracker);
         EXECUTE format('COMMENT ON FUNCTION pghistory.%I() IS %L',
                        pghistory._trigger_function_name(p_tracked, v_tracker.label),
                        pghistory._generation_signature(p_tracked));
+        v_config.trigger_functions := v_config.trigger_functions
+                                      || pghistory._trigger_function_name(p_tracked, v_tracker.label)::name;
     END LOOP;
+    -- the registry records them: how they are found again
+    PERFORM pghistory._register(v_config);
     PERFORM pghistory._grant_attach_context();
 END
 $$;

@@ -189,7 +189,7 @@ UPDATE orders SET status = 'paid' WHERE id = 1;
 
 # Columns an upgrade adds to the extension's tables, left out of the comparison of their rows:
 # what they hold for rows made before the upgrade is the migration's to decide.
-ADDED_COLUMNS = "'created_by'"
+ADDED_COLUMNS = "'{created_by,trigger_functions}'::text[]"
 
 
 def history(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
@@ -197,7 +197,7 @@ def history(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
         *rows(conn, "SELECT to_jsonb(e)::text FROM orders_event AS e ORDER BY pgh_id"),
         *rows(conn, "SELECT to_jsonb(e)::text FROM notes_event AS e ORDER BY pgh_id"),
         *rows(conn, f"SELECT (to_jsonb(c) - {ADDED_COLUMNS})::text FROM pghistory.context AS c ORDER BY id"),
-        *rows(conn, "SELECT to_jsonb(t)::text FROM pghistory.tracked AS t ORDER BY tracked_table::text"),
+        *rows(conn, f"SELECT (to_jsonb(t) - {ADDED_COLUMNS})::text FROM pghistory.tracked AS t ORDER BY tracked_table::text"),
     ]
 
 
