@@ -219,6 +219,16 @@ BEGIN
         RETURN v_event_table;
     END IF;
 
+    -- say what a table without an object identity goes without
+    IF v_existing.tracked_table IS NULL AND pghistory._object_key(track.tbl, 'r') IS NULL THEN
+        RAISE NOTICE 'pghistory: % has %, so its events will have no pgh_obj_id', track.tbl,
+                CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_index AS i WHERE i.indrelid = track.tbl AND i.indisprimary)
+                     THEN 'a composite primary key' ELSE 'no primary key' END
+            USING DETAIL = 'Without it there are no per-object histories (events(obj_id)), no update diffs, and no '
+                           'create_event(), revert(), backfill(), as_of(), changes(), blame() or revert_context().',
+                  HINT = 'Give the table a single-column primary key (then run track() again) for all of these.';
+    END IF;
+
     -- no writes to the table while its triggers are swapped
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', track.tbl);
     IF v_event_table IS NULL THEN

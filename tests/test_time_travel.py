@@ -287,3 +287,18 @@ def test_events_take_the_key_in_its_own_type(conn, orders):
         assert rows(conn, f"SELECT pgh_id, pgh_label FROM {call}") == expected, call
     assert len(rows(conn, "SELECT * FROM pghistory.events('orders')")) == 5
     assert len(rows(conn, "SELECT * FROM pghistory.events()")) == 5
+
+
+def test_track_says_what_a_table_without_an_identity_will_lack(conn):
+    notices: list[tuple[str, str | None]] = []
+    conn.add_notice_handler(lambda d: notices.append((d.message_primary or "", d.message_detail)))
+    conn.execute("CREATE TABLE nokey (a text)")
+    conn.execute("CREATE TABLE pair (a int, b int, PRIMARY KEY (a, b))")
+    conn.execute("CREATE TABLE keyed (id int PRIMARY KEY)")
+    for table in ("nokey", "pair", "keyed", "nokey"):  # again: said once, when tracking starts
+        conn.execute("SELECT pghistory.track(%s)", (table,))
+    detail = ("Without it there are no per-object histories (events(obj_id)), no update diffs, and no "
+              "create_event(), revert(), backfill(), as_of(), changes(), blame() or revert_context().")
+    assert notices == [
+        ("pghistory: public.nokey has no primary key, so its events will have no pgh_obj_id", detail),
+        ("pghistory: public.pair has a composite primary key, so its events will have no pgh_obj_id", detail)]
