@@ -161,14 +161,19 @@ class AmbientContext:
     one).
     """
 
-    def __init__(self, metadata: Mapping[str, Any], id: UUID | str | None = None):
+    def __init__(
+        self, metadata: Mapping[str, Any], id: UUID | str | None = None, *, fresh: bool = False
+    ):
+        # fresh: always a new outermost context, never joining one (a web
+        # request is a boundary: the middlewares use it)
+        self._fresh = fresh
         self._metadata = check_metadata(metadata)
         self._wanted = parse_id(id) if id is not None else None
         self._merged: Frame | None = None
         self._entered: Frame | None = None
         self._token: contextvars.Token[Frame | None] | None = None
         self._last: Frame | None = None  # the frame entered or merged last, kept after
-        frame = _current.get()
+        frame = None if fresh else _current.get()
         if frame is not None:
             self._merge(frame)
 
@@ -201,7 +206,7 @@ class AmbientContext:
     def __enter__(self) -> AmbientContext:
         if self._entered is not None:
             raise ContextError("this pghistory context block is already entered")
-        frame = _current.get()
+        frame = None if self._fresh else _current.get()
         if frame is not None:
             if self._merged is not frame:
                 self._merge(frame)
