@@ -46,6 +46,33 @@ def url(pg: Any, db: str) -> str:
     return pg.url(db).replace("postgresql://", "postgresql+psycopg://", 1)
 
 
+class Route:
+    """Where the app's engines and pools connect: the server, or a PgBouncer
+    in transaction mode in front of it (fewer server connections than
+    clients, so transactions hop between server sessions)."""
+
+    def __init__(self, url: str, dsn: str, bouncer: bool) -> None:
+        self.url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        self.dsn = dsn
+        # PgBouncer before 1.21 keeps no prepared statements across server connections
+        self.connect_args: dict[str, Any] = {"prepare_threshold": None} if bouncer else {}
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def route(request: pytest.FixtureRequest, pg: Any, db: str) -> Any:
+    if request.param == "direct":
+        yield Route(pg.url(db), pg.dsn(db), False)
+        return
+    import harness
+    from harness.pgbouncer import PgBouncer
+
+    reason = harness.debian_packages("pgbouncer")
+    if reason:
+        pytest.skip(reason)
+    with PgBouncer(pg, pool_size=2) as bouncer:
+        yield Route(bouncer.url(db), bouncer.dsn(db), True)
+
+
 class HeaderAuth(AuthenticationBackend):
     """The user named by the X-User header (stands in for a real authentication)."""
 
@@ -99,12 +126,14 @@ def fastapi_app(engine: Any, pool: psycopg_pool.AsyncConnectionPool[Any]) -> Any
     return app
 
 
-def test_fastapi_50_concurrent_requests_each_write_under_their_own_context(conn, orders, url, dsn):
+def test_fastapi_50_concurrent_requests_each_write_under_their_own_context(conn, orders, route):
     async def main() -> tuple[list[Any], list[Any]]:
-        engine = pghistory.sqlalchemy.instrument(create_async_engine(url, pool_size=5))
+        engine = pghistory.sqlalchemy.instrument(
+            create_async_engine(route.url, pool_size=5, connect_args=route.connect_args)
+        )
         async with psycopg_pool.AsyncConnectionPool(
-            dsn, min_size=5, max_size=5, connection_class=pgh.AsyncHistoryConnection,
-            reset=pgh.reset, open=False,
+            route.dsn, min_size=5, max_size=5, connection_class=pgh.AsyncHistoryConnection,
+            kwargs=route.connect_args, reset=pgh.reset, open=False,
         ) as pool:
             app = fastapi_app(engine, pool)
             transport = httpx.ASGITransport(app=app)
@@ -228,10 +257,13 @@ def flask_app(engine: Any, pool: psycopg_pool.ConnectionPool[Any]) -> Any:
     return app
 
 
-def test_flask_from_several_threads_each_request_under_its_own_context(conn, orders, url, dsn):
-    engine = pghistory.sqlalchemy.instrument(sqlalchemy.create_engine(url, pool_size=4))
+def test_flask_from_several_threads_each_request_under_its_own_context(conn, orders, route):
+    engine = pghistory.sqlalchemy.instrument(
+        sqlalchemy.create_engine(route.url, pool_size=4, connect_args=route.connect_args)
+    )
     with psycopg_pool.ConnectionPool(
-        dsn, min_size=4, max_size=4, connection_class=pgh.HistoryConnection, reset=pgh.reset
+        route.dsn, min_size=4, max_size=4, connection_class=pgh.HistoryConnection,
+        kwargs=route.connect_args, reset=pgh.reset,
     ) as pool:
         app = flask_app(engine, pool)
 
@@ -318,3 +350,26 @@ def test_the_core_package_requires_psycopg_only():
     assert core == ["psycopg>=3.1"]
     extras = set(metadata.metadata("pghistory").get_all("Provides-Extra") or [])
     assert {"sqlalchemy", "asgi", "fastapi", "flask", "pool"} <= extras
+
+
+def test_behind_pgbouncer_session_settings_leak_and_the_ambient_context_does_not(conn, orders, route):
+    if not route.connect_args:
+        pytest.skip("a PgBouncer property")
+    with psycopg.connect(route.dsn, autocommit=True, prepare_threshold=None) as a, \
+            psycopg.connect(route.dsn, autocommit=True, prepare_threshold=None) as b:
+        # two clients, two server connections in the pool: a session setting of one
+        # client is seen by whichever client gets that server connection next
+        a.execute("SELECT set_config('pghistory.context_metadata', '{\"leak\": 1}', false)")
+        seen = {b.execute("SELECT current_setting('pghistory.context_metadata', true)").fetchone()[0]
+                for _ in range(6)}
+        assert '{"leak": 1}' in seen
+        a.execute("RESET ALL")
+        b.execute("RESET ALL")
+    with pgh.HistoryConnection.connect(route.dsn, prepare_threshold=None) as h, \
+            psycopg.connect(route.dsn, autocommit=True, prepare_threshold=None) as other:
+        with pgh.context(user="alice") as ctx:
+            h.execute("INSERT INTO orders VALUES (1, 'new')")
+            h.commit()
+        seen = {other.execute(SETTINGS_SQL).fetchone() for _ in range(6)}
+    assert seen <= set(CLEAN)
+    assert history(conn) == [("insert", 1, "new", ctx.id)]
