@@ -236,7 +236,7 @@ def test_pools_of_history_connections_keep_concurrent_contexts_apart(conn, dsn, 
     async def main() -> tuple[list[uuid.UUID], list[Any]]:
         async with psycopg_pool.AsyncConnectionPool(
             dsn, min_size=4, max_size=4, connection_class=pgh.AsyncHistoryConnection,
-            reset=pgh.reset, open=False,
+            reset=pgh.aio.reset, open=False,
         ) as pool:
             ids = await asyncio.gather(*(request(pool, i) for i in range(40)))
             left = []

@@ -133,7 +133,7 @@ def test_fastapi_50_concurrent_requests_each_write_under_their_own_context(conn,
         )
         async with psycopg_pool.AsyncConnectionPool(
             route.dsn, min_size=5, max_size=5, connection_class=pgh.AsyncHistoryConnection,
-            kwargs=route.connect_args, reset=pgh.reset, open=False,
+            kwargs=route.connect_args, reset=pgh.aio.reset, open=False,
         ) as pool:
             app = fastapi_app(engine, pool)
             transport = httpx.ASGITransport(app=app)
