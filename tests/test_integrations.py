@@ -373,3 +373,18 @@ def test_behind_pgbouncer_session_settings_leak_and_the_ambient_context_does_not
         seen = {other.execute(SETTINGS_SQL).fetchone() for _ in range(6)}
     assert seen <= set(CLEAN)
     assert history(conn) == [("insert", 1, "new", ctx.id)]
+
+
+def test_each_request_is_a_fresh_context_even_after_one_that_was_not_closed():
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [str(pgh.current_context().id).encode()]
+
+    wrapped = pghistory.wsgi.HistoryMiddleware(app, metadata=lambda environ: {"path": environ["PATH_INFO"]})
+    first = wrapped({"PATH_INFO": "/a"}, lambda *a: None)  # a server that forgets close()
+    second = wrapped({"PATH_INFO": "/b"}, lambda *a: None)
+    assert list(first) != list(second)  # the second request did not join the first
+    assert pgh.current_context().metadata == {"path": "/b"}
+    second.close()
+    first.close()
+    assert pgh.current_context() is None

@@ -1,10 +1,10 @@
 """The ambient context: ``pghistory.context(**metadata)`` without a connection.
 
 A web request, a job or a script opens one ambient context, and every
-*integrated* connection (`pghistory.sqlalchemy.instrument`, the connection
-classes of `pghistory.psycopg`) applies it to each transaction it runs while
-the context is active, whichever code holds the connection. The block
-itself sends nothing.
+*integrated* connection (engines given to `pghistory.sqlalchemy.instrument`,
+`pghistory.HistoryConnection`, `pghistory.AsyncHistoryConnection`) applies
+it to each transaction it runs while the context is active, whichever code
+holds the connection. The block itself sends nothing.
 
 State lives in one `contextvars.ContextVar`, as Starlette, structlog and
 OpenTelemetry keep request state: it follows asyncio tasks (a task created
