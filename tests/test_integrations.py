@@ -349,7 +349,7 @@ def test_the_core_package_requires_psycopg_only():
     core = [r for r in requires if "extra ==" not in r]
     assert core == ["psycopg>=3.1"]
     extras = set(metadata.metadata("pghistory").get_all("Provides-Extra") or [])
-    assert {"sqlalchemy", "asgi", "fastapi", "flask", "pool"} <= extras
+    assert {"sqlalchemy", "asgi", "fastapi", "flask", "pool", "celery"} <= extras
 
 
 def test_behind_pgbouncer_session_settings_leak_and_the_ambient_context_does_not(conn, orders, route):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from python_helpers import make_orders
 pytest.importorskip("fastapi")
 pytest.importorskip("flask")
 httpx = pytest.importorskip("httpx")
+pytest.importorskip("celery")
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -32,14 +34,14 @@ def section_snippets() -> list[str]:
 
 def test_the_section_has_a_snippet_per_recipe():
     snippets = section_snippets()
-    assert len(snippets) == 5
-    assert [s.count("import pghistory as pgh") for s in snippets] == [1] * 5
+    assert len(snippets) == 6
+    assert [s.count("import pghistory as pgh") for s in snippets] == [1] * 6
 
 
 def test_every_snippet_runs_and_records_what_it_says(conn, pg, db, monkeypatch):
     make_orders(conn)
     monkeypatch.setenv("DATABASE_URL", pg.url(db))
-    sqlalchemy_, fastapi_, flask_, pools, jobs = section_snippets()
+    sqlalchemy_, fastapi_, flask_, pools, jobs, celery_ = section_snippets()
     exec(compile(sqlalchemy_, "README:sqlalchemy", "exec"), {"__name__": "readme_sqlalchemy"})
 
     ns: dict[str, Any] = {"__name__": "readme_fastapi"}
@@ -65,6 +67,19 @@ def test_every_snippet_runs_and_records_what_it_says(conn, pg, db, monkeypatch):
     exec(compile(pools, "README:pools", "exec"), {"__name__": "readme_pools"})
     exec(compile(jobs, "README:jobs", "exec"), {"__name__": "readme_jobs"})
 
+    import pghistory as pgh
+    from celery.contrib.testing.worker import start_worker
+
+    ns = {"__name__": "readme_celery"}
+    exec(compile(celery_, "README:celery", "exec"), ns)
+    with start_worker(ns["jobs"], perform_ping_check=False, pool="solo"):
+        with pgh.context(user="dave"):
+            ns["archive"].delay(1)
+        for _ in range(300):  # no result backend in the recipe: wait for its event
+            if conn.execute("SELECT count(*) FROM orders_event WHERE status = 'archived'").fetchone()[0]:
+                break
+            time.sleep(0.1)
+
     rows = conn.execute(
         "SELECT e.pgh_label, e.status, c.metadata FROM orders_event e"
         " JOIN pghistory.context c ON c.id = e.pgh_context_id ORDER BY e.pgh_id"
@@ -75,4 +90,5 @@ def test_every_snippet_runs_and_records_what_it_says(conn, pg, db, monkeypatch):
         ("update", "shipped", {"method": "POST", "path": "/orders/1/ship", "user": "bob"}),
         ("update", "checked", {"job": "nightly-check"}),
         ("update", "delivered", {"user": "carol", "task": "deliver"}),
+        ("update", "archived", {"user": "dave", "task": "readme_celery.archive"}),
     ]
