@@ -5,6 +5,7 @@ share that context id."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -23,8 +24,9 @@ def test_a_task_continues_the_context_it_was_sent_in(conn, dsn):
     pghistory.celery.propagate()
     pghistory.celery.propagate()  # twice: connected once
     app = celery.Celery("pghistory_test", broker="memory://", backend="cache+memory://")
+    name = f"ship-{uuid.uuid4().hex[:8]}"  # Celery keeps task names per process: one per major
 
-    @app.task(name="ship")
+    @app.task(name=name)
     def ship(order_id: int) -> Any:
         with pgh.HistoryConnection.connect(dsn) as hconn:
             hconn.execute("UPDATE orders SET status = 'shipped' WHERE id = %s", [order_id])
@@ -38,7 +40,7 @@ def test_a_task_continues_the_context_it_was_sent_in(conn, dsn):
             sent = ship.delay(1)
         inside = sent.get(timeout=30)
         outside = ship.delay(2).get(timeout=30)  # sent outside any context: runs outside any
-    assert inside == {"id": str(ctx.id), "metadata": {"user": "alice", "request_id": "r-1", "task": "ship"}}
+    assert inside == {"id": str(ctx.id), "metadata": {"user": "alice", "request_id": "r-1", "task": name}}
     assert outside is None
     assert history(conn) == [
         ("insert", 1, "new", None),
@@ -46,7 +48,7 @@ def test_a_task_continues_the_context_it_was_sent_in(conn, dsn):
         ("update", 1, "shipped", ctx.id),
         ("update", 2, "shipped", None),
     ]
-    assert contexts(conn) == {ctx.id: {"user": "alice", "request_id": "r-1", "task": "ship"}}
+    assert contexts(conn) == {ctx.id: {"user": "alice", "request_id": "r-1", "task": name}}
     assert pgh.current_context() is None
 
 
