@@ -21,6 +21,8 @@ Workloads
                   start a new context and UPDATE one random row (tps)
     one_noctx     the same without a context
     lookup        pghistory.events('item', id) on a table with 2 x --rows events (ms)
+    ambient       a request's write through SQLAlchemy with and without the ambient
+                  context (bench/ambient.py; on the pghistory target)
     storage       bytes per event of each target's event table, after the run
     time_travel   backfill, as_of, blame, changes on a history of 10 x --rows events, once
                   per run, on a database of its own (bench/time_travel.py)
@@ -50,7 +52,7 @@ import time_travel  # noqa: E402
 
 BULK = ("update", "insert", "delete")
 PGBENCH = ("one_ctx", "one_noctx")
-WORKLOADS = (*BULK, *PGBENCH, "lookup", "time_travel")
+WORKLOADS = (*BULK, *PGBENCH, "lookup", "time_travel", "ambient")
 
 # Settings of the bench's server, on top of the harness's (fsync, synchronous_commit
 # and full_page_writes off): room for every target's data in memory, no
@@ -84,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="extra target pghistory_NAME: pghistory defaults with FILE.sql run after CREATE EXTENSION")
     p.add_argument("--results", type=Path,
                    help="write the results here (default bench/RESULTS.md for a full run; smoke writes none)")
+    p.add_argument("--ambient-requests", type=int,
+                   help="requests per batch of the ambient workload (default 500; smoke 50)")
     p.add_argument("--no-record", action="store_true", help="write no results file and no runs.json entry")
     p.add_argument("--verbose", "-v", action="store_true", help="print every measurement")
     args = p.parse_args(argv)
@@ -92,6 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.reps = args.reps or (1 if smoke else 5)
     args.duration = args.duration or (1.0 if smoke else 10.0)
     args.lookups = args.lookups or (20 if smoke else 500)
+    args.ambient_requests = args.ambient_requests or (50 if smoke else 500)
     args.with_django = (args.django or not smoke) and not args.no_django
     args.workload_list = args.workloads.split(",") if args.workloads else list(WORKLOADS)
     unknown = set(args.workload_list) - set(WORKLOADS)
@@ -335,6 +340,14 @@ def main(argv: list[str] | None = None) -> int:
             for line in time_travel.run(pg, args.rows):
                 notes.append(line)
                 print(f"  {line}", flush=True)
+
+        if "ambient" in args.workload_list and "pghistory" in conns:
+            import ambient  # SQLAlchemy is imported only for this workload
+
+            dbname = next(t.dbname for t in targets if t.name == "pghistory")
+            lines = ambient.run(pg.url(dbname), args.rows, args.ambient_requests, max(3, args.reps))
+            print("\n".join(lines), flush=True)
+            notes.append(lines[0] + ": " + "; ".join(line.strip() for line in lines[1:]))
 
         for t in targets:
             if t.tracked:

@@ -46,6 +46,14 @@ def sync(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     nothing: None = pgh.untrack(conn, "orders", drop_events=True)
     pgh.reset(conn)
     pool = psycopg_pool.ConnectionPool("", reset=pgh.reset, open=False)
+    hpool = psycopg_pool.ConnectionPool("", connection_class=pgh.HistoryConnection, open=False)
+    with pgh.context(user="alice") as ambient:
+        ambient_id: uuid.UUID | None = ambient.id
+        pgh.context(reason="x")
+        current: pgh.CurrentContext | None = pgh.current_context()
+        if current is not None:
+            with pgh.context(id=current.id, **current.metadata):
+                wire: dict[str, object] = current.as_dict()
 
 
 async def asynchronous(aconn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:

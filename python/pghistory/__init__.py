@@ -23,9 +23,11 @@ either kind (``async with`` for an `AsyncConnection`).
 from __future__ import annotations
 
 from . import aio, errors
+from ._ambient import AmbientContext, CurrentContext
 from ._browsing import events, revert
 from ._calls import ObjId
-from ._context import AsyncContext, Context, context
+from ._connection import AsyncHistoryConnection, HistoryConnection
+from ._context import AsyncContext, Context, context, current_context
 from ._ignore import AsyncIgnore, Ignore, ignore
 from ._install import install
 from ._metadata import MAX_METADATA_BYTES
@@ -42,14 +44,18 @@ __version__ = "0.2.0"
 
 __all__ = [
     "MAX_METADATA_BYTES",
+    "AmbientContext",
     "AsyncContext",
+    "AsyncHistoryConnection",
     "AsyncIgnore",
     "Blame",
     "Change",
     "Context",
     "ContextError",
+    "CurrentContext",
     "DeleteEvent",
     "Event",
+    "HistoryConnection",
     "ExtensionNotAvailable",
     "Ignore",
     "InsertEvent",
@@ -68,6 +74,7 @@ __all__ = [
     "changes",
     "context",
     "create_event",
+    "current_context",
     "errors",
     "events",
     "ignore",

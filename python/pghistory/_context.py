@@ -24,10 +24,12 @@ from weakref import WeakKeyDictionary
 
 import psycopg
 
+from ._ambient import AmbientContext, CurrentContext, join
+from ._ambient import current_context as ambient_current_context
 from ._blocks import AsyncBlock, ConnT, SyncBlock
 from ._metadata import check_metadata, dump_metadata
 from ._ops import Execute, Gen, arun, check_connection_message, run
-from ._settings import CONTEXT_ID, CONTEXT_METADATA, Scope, apply, finish, set_config
+from ._settings import INTRANS, CONTEXT_ID, CONTEXT_METADATA, Scope, apply, finish, set_config
 from .errors import ContextError
 
 
@@ -112,10 +114,22 @@ class BaseContext(Generic[ConnT]):
         self._id = active.id
 
     def _call_gen(self) -> Gen[None]:
-        """The call form: merge into the active context; no context, no-op."""
+        """The call form: merge into the active context; no context, no-op.
+
+        Inside an ambient context and no block of this connection's, merge
+        into the ambient one; a transaction open on the connection gets the
+        merged metadata at once (transaction-scoped, as integrated connections
+        apply it)."""
         active = registry.get(self._conn)
         if active is not None:
             yield from self._merge_gen(active)
+            return
+        frame = join(self._metadata)
+        if frame is not None:
+            self._id = frame.id
+            if self._conn.info.transaction_status == INTRANS:
+                _, (ident, metadata) = frame.params()
+                yield set_config({CONTEXT_ID: ident, CONTEXT_METADATA: metadata}, True)
 
     def _enter_gen(self) -> Gen[None]:
         if self._entered is not None:
@@ -126,7 +140,12 @@ class BaseContext(Generic[ConnT]):
                 yield from self._merge_gen(active)
             active.depth += 1
         else:
-            active = _Active(uuid4(), dict(self._metadata), Scope(local=self._local))
+            frame = join(self._metadata)  # inside an ambient context: join it
+            if frame is not None:
+                ident, metadata = frame.id, dict(frame.metadata)
+            else:
+                ident, metadata = uuid4(), dict(self._metadata)
+            active = _Active(ident, metadata, Scope(local=self._local))
             yield from apply(self._conn, _set(active, active.metadata), active.scope, entry=True)
             active.depth = 1
             registry.add(self._conn, active)
@@ -191,18 +210,21 @@ class AsyncContext(BaseContext[psycopg.AsyncConnection[Any]], AsyncBlock):
 
 
 @overload
+def context(*, id: UUID | str | None = None, **metadata: Any) -> AmbientContext: ...
+@overload
 def context(conn: psycopg.Connection[Any], /, *, local: bool = False, **metadata: Any) -> Context: ...
 @overload
 def context(
     conn: psycopg.AsyncConnection[Any], /, *, local: bool = False, **metadata: Any
 ) -> AsyncContext: ...
 def context(
-    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any] | None = None,
     /,
     *,
     local: bool = False,
+    id: UUID | str | None = None,
     **metadata: Any,
-) -> Context | AsyncContext:
+) -> Context | AsyncContext | AmbientContext:
     """Attach a context (who and why) to every event written on *conn*.
 
     ``with pghistory.context(conn, user="alice", url="/checkout"):`` gives the
@@ -232,12 +254,44 @@ def context(
     transaction; the context ends with that transaction at the latest. The
     outermost block decides the mode of nested ones.
 
+    Without *conn*, ``pghistory.context(**metadata)`` opens (or, nested and
+    as a call, extends) the *ambient* context of the current thread or
+    asyncio task: it sends nothing itself, and every integrated connection
+    (`pghistory.sqlalchemy.instrument`, `HistoryConnection`) applies it to
+    each transaction it runs meanwhile, transaction-scoped. *id* continues a
+    context begun elsewhere (see `current_context`). A block on *conn*
+    entered inside an ambient context joins it: same id, and its keys merge
+    into the ambient metadata as a nested block's would.
+
     Metadata that JSON (or jsonb) cannot hold raises `TypeError` or
-    `ValueError` before anything is sent. ``local`` is the one reserved
-    keyword.
+    `ValueError` before anything is sent. ``local`` and ``id`` are the
+    reserved keywords.
     """
+    if conn is None:
+        if local:
+            raise TypeError(
+                "local= applies to a connection's context; the ambient context "
+                "(pghistory.context() without a connection) is always transaction-scoped"
+            )
+        return AmbientContext(metadata, id)
+    if id is not None:
+        raise TypeError(
+            "id= continues a context in the ambient form: `with pghistory.context(id=...):` "
+            "and, inside it, `with pghistory.context(conn):` joins it"
+        )
     if isinstance(conn, psycopg.AsyncConnection):
         return AsyncContext(conn, metadata, local)
     if isinstance(conn, psycopg.Connection):
         return Context(conn, metadata, local)
     raise TypeError(check_connection_message(conn))
+
+
+def current_context() -> CurrentContext | None:
+    """The active ambient context (id and metadata), or None outside one.
+
+    Serialise it to continue the context in a background job or another
+    service: ``ctx.as_dict()`` is JSON types only, `CurrentContext.from_dict`
+    reads it back, and ``pghistory.context(id=ctx.id, **ctx.metadata)``
+    continues it there, so its events share the id.
+    """
+    return ambient_current_context()

@@ -51,6 +51,7 @@ from .errors import ContextError
 
 IDLE = TransactionStatus.IDLE
 INERROR = TransactionStatus.INERROR
+INTRANS = TransactionStatus.INTRANS
 UNKNOWN = TransactionStatus.UNKNOWN
 
 CONTEXT_ID = "pghistory.context_id"
