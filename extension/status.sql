@@ -34,9 +34,11 @@ BEGIN
     END IF;
     RETURN QUERY SELECT 'pghistory', 'version', true, format('%s (%s)', v_version, v_method), NULL::text;
 
-    v_missing := ARRAY(SELECT n.name FROM unnest(ARRAY['pghistory_before_ddl', 'pghistory_after_ddl', 'pghistory_on_drop']) AS n(name)
+    v_missing := ARRAY(SELECT n.name FROM unnest(ARRAY['pghistory_before_ddl', 'pghistory_after_ddl', 'pghistory_on_drop'])
+                                          WITH ORDINALITY AS n(name, i)
                         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger AS e
-                                           WHERE e.evtname = n.name AND e.evtenabled <> 'D'));
+                                           WHERE e.evtname = n.name AND e.evtenabled <> 'D')
+                        ORDER BY n.i);
     RETURN QUERY SELECT 'pghistory', 'event triggers', cardinality(v_missing) = 0,
         CASE WHEN cardinality(v_missing) = 0 THEN 'installed: ALTER TABLE of a tracked table is followed'
              ELSE format('missing (%s): ALTER TABLE of a tracked table is not followed; refresh() brings it in step',
