@@ -85,9 +85,9 @@ all: $(SQL_SCRIPTS)
 sql: $(SQL_SCRIPTS)
 
 $(addprefix $(SQL_DIR)/,$(DATA_built)): $(SQL_DIR)/%: %
-	cp $< $@
+	mkdir -p $(SQL_DIR) && cp $< $@
 $(addprefix $(SQL_DIR)/,$(notdir $(DATA))): $(SQL_DIR)/%: extension/%
-	cp $< $@
+	mkdir -p $(SQL_DIR) && cp $< $@
 $(SQL_DIR)/$(EXTENSION)--%.plain.sql: $(SQL_DIR)/$(EXTENSION)--%.sql
 	{ echo 'BEGIN;'; echo 'CREATE SCHEMA IF NOT EXISTS pghistory;'; grep -v '^\\echo ' $<; \
 	  echo "COMMENT ON SCHEMA pghistory IS 'pghistory $(lastword $(subst --, ,$*)) (plain script)';"; echo 'COMMIT;'; } > $@
