@@ -188,14 +188,18 @@ BEGIN
             IF v_when IS NOT NULL THEN
                 v_insert := v_insert || E'\n     WHERE ' || array_to_string(v_when, E'\n       AND ');
             END IF;
-            v_insert := format(E'EXECUTE format(%L,\n                   TG_TABLE_SCHEMA, TG_TABLE_NAME)%s;'
-                               '\n    GET DIAGNOSTICS v_rows = ROW_COUNT;',
+            v_insert := format(E'EXECUTE format(%L,\n                   TG_TABLE_SCHEMA, TG_TABLE_NAME)%s;%s',
                                v_insert,
                                CASE p_config.context WHEN 'fk' THEN E'\n        USING pgh_trigger.v_context_id'
                                     WHEN 'json' THEN E'\n        USING pgh_trigger.v_context_id, pgh_trigger.v_context'
-                                    ELSE '' END);
-            v_declare := v_declare || E'\n    v_rows bigint;';
-            v_attach := replace(v_attach, 'IF FOUND AND', 'IF v_rows > 0 AND');
+                                    ELSE '' END,
+                               -- EXECUTE does not set FOUND: the context row needs the count
+                               CASE WHEN p_config.context = 'fk'
+                                    THEN E'\n    GET DIAGNOSTICS v_rows = ROW_COUNT;' ELSE '' END);
+            IF p_config.context = 'fk' THEN
+                v_declare := v_declare || E'\n    v_rows bigint;';
+                v_attach := replace(v_attach, 'IF FOUND AND', 'IF v_rows > 0 AND');
+            END IF;
         ELSE
             v_insert := format(E'INSERT INTO %s (%s)\n    SELECT %s\n      FROM %s', p_config.event_table,
                                v_target, v_values, v_from);
@@ -246,7 +250,10 @@ AS %L$sql$, v_function,
     -- DROP EXTENSION pghistory takes it along (and, with CASCADE, its
     -- triggers): the table is never left with a trigger whose helpers are
     -- gone. Without CASCADE, the triggers make PostgreSQL refuse the drop.
-    EXECUTE format('ALTER FUNCTION %s() DEPENDS ON EXTENSION pghistory', v_function);
+    -- (A plain-script install has no extension: DROP SCHEMA removes it all.)
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory') THEN
+        EXECUTE format('ALTER FUNCTION %s() DEPENDS ON EXTENSION pghistory', v_function);
+    END IF;
     EXECUTE format('ALTER FUNCTION %s() OWNER TO %I', v_function, pg_get_userbyid(v_owner));
 
     v_timing := CASE p_tracker.operation

@@ -49,8 +49,6 @@ DYNAMIC_OUT = ("OUT variable ", " is maybe unmodified", "cannot to determine res
 ACCEPTED: dict[tuple[str, str], str] = {
     ("pghistory._context_metadata()", "target type is different type than source type"):
         "extension/context.sql: RETURN of a text expression from a jsonb function (an explicit cast would do)",
-    ("pghistory._drop_triggers(regclass)", "target type is different type than source type"):
-        "extension/triggers.sql: v_functions regprocedure[] := '{}' (a typed '{}'::regprocedure[] would do)",
     ("pghistory.blame(regclass,anycompatible)", 'name of parameter "column" is reserved keyword'):
         "extension/blame.sql: blame() returns a column named column (part of its documented result)",
     ("pghistory.revert_context(uuid,boolean,boolean)", "target type is different type than source type"):
