@@ -145,11 +145,23 @@ def test_tables_page_says_what_is_tracked_and_how(client):
     assert response.status_code == 200
     assert text(response.text) == "\n".join([
         "Tracked tables",
-        "| table | event table | events | labels | columns | context | level | append-only",
-        "| public.customers | public.customers_event | 2 | insert, update, delete, truncate | id, name | json | statement | yes",
+        "| table | event table | events | labels | columns | context | level | append-only | health",
+        "| public.customers | public.customers_event | 2 | insert, update, delete, truncate | id, name | json | statement "
+        "| yes | ok",
         "| public.orders | public.orders_event | 5 | insert, update, delete, truncate | id, status, amount, customer_id "
-        "| fk | statement | yes",
+        "| fk | statement | yes | ok",
     ])
+
+
+def test_tables_page_reports_the_health_pghistory_status_reports(client, conn):
+    # trigger functions out of step with the table: what `pghistory status` flags, with what to run
+    conn.execute("COMMENT ON FUNCTION pghistory.\"public.orders/update\"() IS 'stale'")
+    [(detail, action)] = conn.execute("""
+        SELECT detail, action FROM pghistory.status()
+         WHERE object = 'public.orders' AND aspect = 'trigger functions' AND NOT ok""").fetchall()
+    page = text(client.get("/tables").text)
+    assert f"| fk | statement | yes | trigger functions: {detail} ({action})" in page
+    assert "| json | statement | yes | ok" in page
 
 
 def test_event_page_shows_the_event_and_its_snapshot_without_a_revert_when_read_only(client):

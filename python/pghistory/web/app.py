@@ -180,6 +180,13 @@ class Browser:
                        t.append_only, t.event_table::oid::bigint,
                        has_table_privilege(t.event_table, 'SELECT')
                   FROM pghistory.tracking AS t ORDER BY 1""").fetchall()
+            # the health `pghistory status` reports: each table's failing checks, with what to run
+            health: dict[str, list[str]] = {}
+            for obj, aspect, ok, detail, action in conn.execute(
+                    "SELECT object, aspect, ok, detail, action FROM pghistory.status()").fetchall():
+                failing = health.setdefault(obj, [])
+                if not ok:
+                    failing.append(f"{aspect}: {detail}" + (f" ({action})" if action else ""))
             tables = []
             for tracked, events, labels, fields, context, level, append_only, oid, readable in rows:
                 count = None
@@ -187,7 +194,8 @@ class Browser:
                     counted = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(_relation(conn, oid))).fetchone()
                     count = counted[0] if counted else None
                 tables.append({"tracked": tracked, "events": events, "labels": labels, "fields": fields,
-                               "context": context, "level": level, "append_only": append_only, "count": count})
+                               "context": context, "level": level, "append_only": append_only, "count": count,
+                               "health": health.get(tracked, [])})
         return self.render("tables.html", title="Tracked tables", tables=tables)
 
     async def revert(self, request: Request) -> Response:
