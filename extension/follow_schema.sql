@@ -20,11 +20,8 @@ BEGIN
     SELECT string_agg(DISTINCT quote_ident(pg_get_userbyid(o.owner)), ', ') INTO v_message
       FROM (SELECT c.relowner AS owner FROM pg_catalog.pg_class AS c WHERE c.oid = p_event_table
             UNION
-            SELECT p.proowner FROM pghistory._table_tree(p_tracked) AS t
-              JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
-              JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
-             WHERE p.pronamespace = 'pghistory'::regnamespace
-               AND p.proname <> '_refuse_history_change') AS o
+            SELECT p.proowner FROM pghistory._tracker_functions(p_tracked) AS f
+              JOIN pg_catalog.pg_proc AS p ON p.oid = f) AS o
      WHERE NOT pg_has_role(current_user, o.owner, 'USAGE');
     IF v_message IS NOT NULL THEN
         RAISE EXCEPTION 'pghistory: % cannot follow this change of %, whose history and trigger functions belong to %',
@@ -178,9 +175,7 @@ BEGIN
        OR (pghistory._generation_signature(p_tracked) IS DISTINCT FROM v_signature
            AND EXISTS (SELECT FROM pghistory._table_tree(p_tracked) AS t
                          JOIN pg_catalog.pg_trigger AS g ON g.tgrelid = t.relid
-                         JOIN pg_catalog.pg_proc AS p ON p.oid = g.tgfoid
-                        WHERE p.pronamespace = 'pghistory'::regnamespace
-                          AND p.proname <> '_refuse_history_change')) THEN
+                        WHERE g.tgfoid IN (SELECT f FROM pghistory._tracker_functions(p_tracked) AS f))) THEN
         PERFORM pghistory._generate_triggers(p_tracked);
     END IF;
 END
@@ -250,15 +245,7 @@ BEGIN
     FOR v_trigger IN
         SELECT g.tgname, g.tgrelid::regclass AS relation
           FROM pg_catalog.pg_trigger AS g
-         WHERE g.tgfoid IN (
-                   -- the functions of the triggers on the table and its partitions
-                   SELECT r.tgfoid FROM pghistory._table_tree(p_tracked) AS t
-                     JOIN pg_catalog.pg_trigger AS r ON r.tgrelid = t.relid
-                     JOIN pg_catalog.pg_proc AS p ON p.oid = r.tgfoid
-                    WHERE p.pronamespace = 'pghistory'::regnamespace AND p.proname <> '_refuse_history_change'
-                   UNION
-                   -- and those its registry row records (truncate may have no other trigger left)
-                   SELECT f FROM pghistory._tracker_functions(p_tracked) AS f)
+         WHERE g.tgfoid IN (SELECT f FROM pghistory._tracker_functions(p_tracked) AS f)  -- as the registry records them
            AND NOT g.tgisinternal AND g.tgparentid = 0
            AND g.tgrelid NOT IN (SELECT t.relid FROM pghistory._table_tree(p_tracked) AS t)
     LOOP
