@@ -20,6 +20,7 @@ CODE_PARTS = \
 	extension/trackers.sql \
 	extension/event_tables.sql \
 	extension/expressions.sql \
+	extension/trigger_parts.sql \
 	extension/triggers.sql \
 	extension/registry.sql \
 	extension/append_only.sql \
