@@ -24,6 +24,7 @@ CODE_PARTS = \
 	extension/triggers.sql \
 	extension/registry.sql \
 	extension/append_only.sql \
+	extension/track_checks.sql \
 	extension/track.sql \
 	extension/create_event.sql \
 	extension/tracking_view.sql \

@@ -3,67 +3,57 @@
 -- track.sql: start, reconfigure and stop tracking a table
 -- ---------------------------------------------------------------------------
 
--- The checks track() makes on each tracker against the table.
-CREATE OR REPLACE FUNCTION pghistory._check_trackers(p_table regclass, p_trackers pghistory.tracker[])
-RETURNS void
-LANGUAGE plpgsql VOLATILE
+-- Where the history of p_table goes: the event_table given to track()
+-- (table or schema.table, in the table's schema by default), else the one
+-- configured before (p_existing), else <table>_event beside the table.
+-- Refuses names of more than two parts. Returns the schema and name; the
+-- table may not exist yet.
+CREATE OR REPLACE FUNCTION pghistory._event_table_name(p_table regclass, p_event_table text,
+                                                       p_existing regclass,
+                                                       OUT schema_name name, OUT table_name name)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_tracker pghistory.tracker;
-    v_label text;
-    v_unknown text;
+    v_name text[];
 BEGIN
-    IF p_trackers = '{}' THEN
-        RAISE EXCEPTION 'pghistory: trackers is empty, so nothing would be recorded'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Pass NULL for the default trackers (insert, update, delete, truncate), or name some.';
+    IF p_event_table IS NOT NULL THEN
+        v_name := parse_ident(p_event_table);
+        IF cardinality(v_name) > 2 THEN
+            RAISE EXCEPTION 'pghistory: event_table % has too many dotted parts', p_event_table
+                USING ERRCODE = 'invalid_name', HINT = 'Give it as table or schema.table.';
+        END IF;
+        schema_name := CASE WHEN cardinality(v_name) = 2 THEN v_name[1]
+                            ELSE (SELECT n.nspname FROM pg_catalog.pg_class AS c
+                                    JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+                                   WHERE c.oid = p_table) END;
+        table_name := v_name[cardinality(v_name)];
+        RETURN;
     END IF;
-    SELECT t.label INTO v_label
-      FROM unnest(p_trackers) AS t
-     GROUP BY t.label HAVING count(*) > 1
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'pghistory: label "%" is registered twice for %', v_label, pghistory._qualified_name(p_table)
-            USING ERRCODE = 'duplicate_object',
-                  HINT = 'Give each tracker its own label, e.g. update_event(''status_changed'', changed => ''{status}'').';
+    SELECT n.nspname, CASE WHEN p_existing IS NULL THEN pghistory._fit_identifier(c.relname || '_event')
+                           ELSE c.relname END
+      INTO schema_name, table_name
+      FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE c.oid = coalesce(p_existing, p_table);
+END
+$$;
+
+-- Says, the first time a table is tracked, what a table without an object
+-- identity (a single-column primary key) goes without. Returns nothing.
+CREATE OR REPLACE FUNCTION pghistory._notice_without_identity(p_table regclass)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pghistory._object_key(p_table, 'r') IS NULL THEN
+        RAISE NOTICE 'pghistory: % has %, so its events will have no pgh_obj_id', p_table,
+                CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_index AS i WHERE i.indrelid = p_table AND i.indisprimary)
+                     THEN 'a composite primary key' ELSE 'no primary key' END
+            USING DETAIL = 'Without it there are no per-object histories (events(obj_id)), no update diffs, and no '
+                           'create_event(), revert(), backfill(), as_of(), changes(), blame() or revert_context().',
+                  HINT = 'Give the table a single-column primary key (then run track() again) for all of these.';
     END IF;
-    FOREACH v_tracker IN ARRAY p_trackers LOOP
-        IF v_tracker IS NULL OR v_tracker.label IS NULL OR v_tracker.operation IS NULL
-           OR v_tracker.operation NOT IN ('insert', 'update', 'delete', 'truncate', 'manual')
-           OR v_tracker.snapshot IS NULL OR v_tracker.snapshot NOT IN ('new', 'old') THEN
-            RAISE EXCEPTION 'pghistory: % is not a tracker', coalesce(v_tracker::text, 'NULL')
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Build trackers with pghistory.insert_event(), update_event(), delete_event(), '
-                             'truncate_event() or manual_event().';
-        END IF;
-        SELECT string_agg(format('%I', c), ', ') INTO v_unknown
-          FROM unnest(v_tracker.changed) AS c
-         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
-                            WHERE a.attrelid = p_table AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
-        IF v_unknown IS NOT NULL THEN
-            RAISE EXCEPTION 'pghistory: tracker "%" watches column %, which % does not have',
-                    v_tracker.label, v_unknown, pghistory._qualified_name(p_table)
-                USING ERRCODE = 'undefined_column',
-                      HINT = 'changed names columns of the tracked table; names are case-sensitive.';
-        END IF;
-        -- A condition becomes part of the generated trigger function; let
-        -- PostgreSQL check it now, as the WHEN of a throwaway row trigger,
-        -- so a mistake is reported here rather than by the next write.
-        IF v_tracker.condition IS NOT NULL THEN
-            BEGIN
-                EXECUTE format('CREATE TRIGGER pgh_check_condition AFTER %s ON %s FOR EACH ROW '
-                               'WHEN (%s) EXECUTE FUNCTION pghistory._refuse_history_change()',
-                               v_tracker.operation, p_table, v_tracker.condition);
-                EXECUTE format('DROP TRIGGER pgh_check_condition ON %s', p_table);
-            EXCEPTION WHEN OTHERS THEN
-                RAISE EXCEPTION 'pghistory: the condition of tracker "%" is not valid: %', v_tracker.label, SQLERRM
-                    USING ERRCODE = 'invalid_parameter_value',
-                          HINT = 'A condition is an SQL boolean expression over OLD and NEW, as in a trigger''s WHEN: '
-                                 'insert trackers see NEW only, delete trackers OLD only.';
-            END;
-        END IF;
-    END LOOP;
 END
 $$;
 
@@ -89,62 +79,14 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_relation record;
     v_config pghistory.tracked;
     v_existing pghistory.tracked;
-    v_name text[];
-    v_schema name;
-    v_table_name name;
+    v_name record;
     v_event_table regclass;
 BEGIN
-    SELECT c.relkind, c.relpersistence, c.relowner, n.nspname, c.relname INTO v_relation
-      FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE c.oid = track.tbl;
-    IF v_relation.relkind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION 'pghistory: % is a %, and only tables can be tracked', track.tbl,
-                CASE v_relation.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
-                     WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' ELSE 'relation' END
-            USING ERRCODE = 'wrong_object_type',
-                  HINT = 'Track the tables the view reads from instead.';
-    END IF;
-    IF v_relation.relpersistence = 't' THEN
-        RAISE EXCEPTION 'pghistory: % is a temporary table, whose history would vanish with it', track.tbl
-            USING ERRCODE = 'wrong_object_type', HINT = 'Track permanent tables only.';
-    END IF;
-    IF NOT pghistory._owns(track.tbl) THEN
-        RAISE EXCEPTION 'pghistory: only the owner of % can track it', track.tbl
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Run track() as %I (the owner) or as a member of that role.',
-                                pg_get_userbyid(v_relation.relowner));
-    END IF;
-    -- the trigger functions live in schema pghistory, and belong to the
-    -- table's owner (a superuser may give them to any role)
-    IF NOT has_schema_privilege('pghistory', 'CREATE')
-       OR NOT (pghistory._is_superuser()
-               OR has_schema_privilege(v_relation.relowner, 'pghistory', 'CREATE')) THEN
-        RAISE EXCEPTION 'pghistory: % may not create trigger functions in schema pghistory',
-                CASE WHEN has_schema_privilege('pghistory', 'CREATE')
-                     THEN quote_ident(pg_get_userbyid(v_relation.relowner)) ELSE quote_ident(current_user) END
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('A superuser or the extension''s owner can GRANT CREATE ON SCHEMA pghistory TO %I.',
-                                CASE WHEN has_schema_privilege('pghistory', 'CREATE')
-                                     THEN pg_get_userbyid(v_relation.relowner) ELSE current_user END);
-    END IF;
-    IF track.context IS NULL OR track.context NOT IN ('fk', 'json', 'none') THEN
-        RAISE EXCEPTION 'pghistory: unknown context mode %', quote_nullable(track.context)
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'context is ''fk'' (events point at pghistory.context), ''json'' (events carry the metadata) or ''none''.';
-    END IF;
-    IF track.level IS NULL OR track.level NOT IN ('statement', 'row') THEN
-        RAISE EXCEPTION 'pghistory: unknown level %', quote_nullable(track.level)
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'level is ''statement'' (one trigger call per statement) or ''row''.';
-    END IF;
-    IF track.append_only IS NULL THEN
-        RAISE EXCEPTION 'pghistory: append_only must be true or false, not NULL'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
+    -- every check first: nothing is written before they all pass
+    PERFORM pghistory._check_trackable(track.tbl);
+    PERFORM pghistory._check_track_modes(track.context, track.level, track.append_only);
     v_config.tracked_table := track.tbl;
     v_config.trackers := coalesce(track.trackers, pghistory._default_trackers());
     v_config.fields := track.fields;
@@ -154,59 +96,10 @@ BEGIN
     v_config.append_only := track.append_only;
     PERFORM pghistory._check_trackers(track.tbl, v_config.trackers);
     PERFORM pghistory._check_tracked_columns(track.tbl, track.fields, track.exclude);
-
-    -- where the history goes: as given, as configured before, or <table>_event
     SELECT * INTO v_existing FROM pghistory.tracked AS t WHERE t.tracked_table = track.tbl;
-    IF track.event_table IS NOT NULL THEN
-        v_name := parse_ident(track.event_table);
-        IF cardinality(v_name) > 2 THEN
-            RAISE EXCEPTION 'pghistory: event_table % has too many dotted parts', track.event_table
-                USING ERRCODE = 'invalid_name', HINT = 'Give it as table or schema.table.';
-        END IF;
-        v_schema := CASE WHEN cardinality(v_name) = 2 THEN v_name[1] ELSE v_relation.nspname END;
-        v_table_name := v_name[cardinality(v_name)];
-    ELSIF v_existing.event_table IS NOT NULL THEN
-        SELECT n.nspname, c.relname INTO v_schema, v_table_name
-          FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-         WHERE c.oid = v_existing.event_table;
-    ELSE
-        v_schema := v_relation.nspname;
-        v_table_name := pghistory._fit_identifier(v_relation.relname || '_event');
-    END IF;
-    v_event_table := to_regclass(format('%I.%I', v_schema, v_table_name));
-
-    IF v_existing.event_table IS NOT NULL AND v_event_table IS DISTINCT FROM v_existing.event_table THEN
-        RAISE EXCEPTION 'pghistory: % already records its history in %', track.tbl, v_existing.event_table
-            USING ERRCODE = 'object_in_use',
-                  HINT = 'Leave event_table out to keep it, or untrack the table first to start a new history.';
-    END IF;
-    IF v_event_table IS NOT NULL THEN
-        IF EXISTS (SELECT FROM pghistory.tracked AS t
-                    WHERE t.event_table = v_event_table AND t.tracked_table <> track.tbl) THEN
-            RAISE EXCEPTION 'pghistory: % is the event table of another tracked table', v_event_table
-                USING ERRCODE = 'duplicate_table',
-                      HINT = 'Choose another event_table.';
-        END IF;
-        IF (SELECT count(*) FROM pg_catalog.pg_attribute AS a
-             WHERE a.attrelid = v_event_table AND NOT a.attisdropped
-               AND a.attname IN ('pgh_id', 'pgh_created_at', 'pgh_label', 'pgh_obj_id')) < 4 THEN
-            RAISE EXCEPTION 'pghistory: % exists and is not a pghistory event table', v_event_table
-                USING ERRCODE = 'duplicate_table',
-                      HINT = 'Choose another event_table, or rename the existing table.';
-        END IF;
-        -- the history of a table belongs to the table's owner
-        IF (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = v_event_table)
-           <> v_relation.relowner THEN
-            RAISE EXCEPTION 'pghistory: % belongs to %, and the event table of % must belong to its owner %',
-                    v_event_table,
-                    quote_ident(pg_get_userbyid((SELECT c.relowner FROM pg_catalog.pg_class AS c
-                                                  WHERE c.oid = v_event_table))),
-                    track.tbl, quote_ident(pg_get_userbyid(v_relation.relowner))
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('ALTER TABLE %s OWNER TO %I, or choose another event_table.',
-                                    v_event_table, pg_get_userbyid(v_relation.relowner));
-        END IF;
-    END IF;
+    SELECT * INTO v_name FROM pghistory._event_table_name(track.tbl, track.event_table, v_existing.event_table);
+    v_event_table := to_regclass(format('%I.%I', v_name.schema_name, v_name.table_name));
+    PERFORM pghistory._check_event_table(track.tbl, v_event_table, v_existing.event_table);
 
     -- calling track() again with the same configuration changes nothing
     v_config.tracked_at := v_existing.tracked_at;
@@ -218,27 +111,19 @@ BEGIN
         END IF;
         RETURN v_event_table;
     END IF;
-
-    -- say what a table without an object identity goes without
-    IF v_existing.tracked_table IS NULL AND pghistory._object_key(track.tbl, 'r') IS NULL THEN
-        RAISE NOTICE 'pghistory: % has %, so its events will have no pgh_obj_id', track.tbl,
-                CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_index AS i WHERE i.indrelid = track.tbl AND i.indisprimary)
-                     THEN 'a composite primary key' ELSE 'no primary key' END
-            USING DETAIL = 'Without it there are no per-object histories (events(obj_id)), no update diffs, and no '
-                           'create_event(), revert(), backfill(), as_of(), changes(), blame() or revert_context().',
-                  HINT = 'Give the table a single-column primary key (then run track() again) for all of these.';
+    IF v_existing.tracked_table IS NULL THEN
+        PERFORM pghistory._notice_without_identity(track.tbl);
     END IF;
 
     -- no writes to the table while its triggers are swapped
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', track.tbl);
     IF v_event_table IS NULL THEN
-        v_event_table := pghistory._create_event_table(v_schema, v_table_name, track.tbl);
+        v_event_table := pghistory._create_event_table(v_name.schema_name, v_name.table_name, track.tbl);
     END IF;
     v_config.event_table := v_event_table;
     v_config.tracked_at := coalesce(v_existing.tracked_at, now());
 
     PERFORM pghistory._register(v_config);
-
     PERFORM pghistory._add_event_columns(v_config);
     PERFORM pghistory._generate_triggers(track.tbl);
     PERFORM pghistory._set_append_only(v_event_table, v_config.append_only);
