@@ -24,6 +24,8 @@ CODE_PARTS = \
 	extension/triggers.sql \
 	extension/registry.sql \
 	extension/append_only.sql \
+	extension/partitions.sql \
+	extension/partition_convert.sql \
 	extension/track_checks.sql \
 	extension/track.sql \
 	extension/create_event.sql \
@@ -39,6 +41,9 @@ CODE_PARTS = \
 	extension/blame.sql \
 	extension/revert_context.sql \
 	extension/status.sql \
+	extension/retention.sql \
+	extension/redact.sql \
+	extension/maintain.sql \
 	extension/privileges.sql
 PARTS = extension/header.sql $(SCHEMA_PARTS) $(CODE_PARTS)
 

@@ -61,3 +61,28 @@ GRANT EXECUTE ON FUNCTION pghistory.backfill(regclass, text),
                           pghistory.changes(regclass, timestamptz, timestamptz),
                           pghistory.blame(regclass, anycompatible),
                           pghistory.revert_context(uuid, boolean, boolean) TO PUBLIC;
+
+-- History at scale (partitions.sql, retention.sql, redact.sql,
+-- maintain.sql). The policies and the record of redactions are written only
+-- through _set_policy(), _forget_dropped_policies() and _record_redaction()
+-- (SECURITY DEFINER, each checking the session user owns the event table).
+-- Policies are public like the registry; a redaction is seen only by the
+-- owners of its event table (obj_id may itself say whom it was about).
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON pghistory.history_policy, pghistory.redaction FROM PUBLIC;
+GRANT SELECT ON pghistory.history_policy TO PUBLIC;
+ALTER TABLE pghistory.redaction ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS owners_read ON pghistory.redaction;
+CREATE POLICY owners_read ON pghistory.redaction FOR SELECT
+    USING (EXISTS (SELECT FROM pg_catalog.pg_class AS c
+                    WHERE c.oid = event_table AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+GRANT SELECT ON pghistory.redaction TO PUBLIC;
+-- set_retention(), prune(), redact(), maintain() and reset_identities() run
+-- with the caller's rights and refuse (or skip) event tables the caller
+-- does not own: for everyone.
+GRANT EXECUTE ON FUNCTION pghistory.set_retention(regclass, interval, boolean),
+                          pghistory.prune(regclass, timestamptz, boolean),
+                          pghistory.prune(regclass, interval, boolean),
+                          pghistory.redact(regclass, text, text[], text[]),
+                          pghistory.redact(regclass, anyelement, text[], text[]),
+                          pghistory.maintain(),
+                          pghistory.reset_identities() TO PUBLIC;

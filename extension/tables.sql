@@ -47,13 +47,42 @@ COMMENT ON TABLE pghistory.tracked IS
     'pghistory: the tracked tables and their configuration (see the pghistory.tracking view); '
     'changed only through pghistory''s functions';
 
--- Both hold user data: pg_dump must dump their rows. (Only an extension
+-- Per event table: its partition size (track(..., partition_by)) and its
+-- retention (set_retention()), applied by maintain(). Written only through
+-- _set_policy(), which checks the caller owns the event table.
+CREATE TABLE pghistory.history_policy (
+    event_table  regclass PRIMARY KEY,
+    partition_by interval,            -- NULL: not partitioned by pghistory
+    keep         interval,            -- NULL: history is kept forever
+    keep_latest  boolean  NOT NULL DEFAULT true
+);
+COMMENT ON TABLE pghistory.history_policy IS
+    'pghistory: partition size and retention of each event table, applied by pghistory.maintain(); '
+    'changed only through track(partition_by) and set_retention()';
+
+-- One row per redact() call: when, by whom, what was erased (the values
+-- themselves are gone). Readable by the owners of the event table.
+CREATE TABLE pghistory.redaction (
+    event_table  regclass    NOT NULL,
+    obj_id       text        NOT NULL,
+    columns      text[]      NOT NULL,
+    context_keys text[]      NOT NULL DEFAULT '{}',
+    events       bigint      NOT NULL,
+    redacted_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    redacted_by  name        NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE pghistory.redaction IS
+    'pghistory: the redactions made by pghistory.redact(): which object, columns and context keys, when, by whom';
+
+-- All of them hold user data: pg_dump must dump their rows. (Only an extension
 -- script can say so; the plain script's tables are dumped anyway.)
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory') THEN
         PERFORM pg_catalog.pg_extension_config_dump('pghistory.context', '');
         PERFORM pg_catalog.pg_extension_config_dump('pghistory.tracked', '');
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.history_policy', '');
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.redaction', '');
     END IF;
 END
 $$;
