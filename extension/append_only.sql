@@ -23,21 +23,26 @@ BEGIN
 END
 $$;
 
--- Adds or removes the append-only guard of an event table.
+-- Adds or removes the append-only guard of an event table and, when it is
+-- partitioned, of each partition (statement triggers are not inherited).
 CREATE OR REPLACE FUNCTION pghistory._set_append_only(p_event_table regclass, p_append_only boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_table regclass;
 BEGIN
-    IF EXISTS (SELECT FROM pg_catalog.pg_trigger
-                WHERE tgrelid = p_event_table AND tgname = 'pgh_append_only') THEN
-        EXECUTE format('DROP TRIGGER pgh_append_only ON %s', p_event_table);
-    END IF;
-    IF p_append_only THEN
-        EXECUTE format('CREATE TRIGGER pgh_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %s '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION pghistory._refuse_history_change()',
-                       p_event_table);
-    END IF;
+    FOR v_table IN SELECT t.relid FROM pghistory._table_tree(p_event_table) AS t LOOP
+        IF EXISTS (SELECT FROM pg_catalog.pg_trigger
+                    WHERE tgrelid = v_table AND tgname = 'pgh_append_only') THEN
+            EXECUTE format('DROP TRIGGER pgh_append_only ON %s', v_table);
+        END IF;
+        IF p_append_only THEN
+            EXECUTE format('CREATE TRIGGER pgh_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION pghistory._refuse_history_change()',
+                           v_table);
+        END IF;
+    END LOOP;
 END
 $$;

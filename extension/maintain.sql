@@ -58,7 +58,8 @@ DECLARE
     v_table regclass;
     v_seq regclass;
     v_max bigint;
-    v_state record;
+    v_last_value bigint;
+    v_is_called boolean;
 BEGIN
     FOR v_table IN SELECT DISTINCT h.e FROM (SELECT t.event_table AS e FROM pghistory.tracked AS t
                                             UNION SELECT p.event_table FROM pghistory.history_policy AS p) AS h
@@ -66,8 +67,8 @@ BEGIN
         v_seq := pg_catalog.pg_get_serial_sequence(v_table::text, 'pgh_id')::regclass;
         CONTINUE WHEN v_seq IS NULL;
         EXECUTE format('SELECT max(pgh_id) FROM %s', v_table) INTO v_max;
-        EXECUTE format('SELECT last_value, is_called FROM %s', v_seq) INTO v_state;
-        IF v_max IS NOT NULL AND (v_state.last_value < v_max OR (v_state.last_value = v_max AND NOT v_state.is_called)) THEN
+        EXECUTE format('SELECT last_value, is_called FROM %s', v_seq) INTO v_last_value, v_is_called;
+        IF v_max IS NOT NULL AND (v_last_value < v_max OR (v_last_value = v_max AND NOT v_is_called)) THEN
             PERFORM setval(v_seq, v_max, true);
             reset_identities.event_table := v_table;
             reset_identities.next_pgh_id := v_max + 1;

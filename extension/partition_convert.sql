@@ -68,7 +68,8 @@ DECLARE
     v_old_table regclass;
     v_new regclass;
     v_seq regclass;
-    v_seq_state record;
+    v_last_value bigint;
+    v_is_called boolean;
     v_grant record;
     v_start timestamptz;
     v_min timestamptz;
@@ -112,8 +113,7 @@ BEGIN
     IF v_seq IS NOT NULL THEN
         EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', v_seq,
                        pghistory._fit_identifier(v_old.relname || '_unpartitioned_seq'));
-        EXECUTE format('SELECT last_value, is_called FROM %s', v_seq)
-            INTO v_seq_state;
+        EXECUTE format('SELECT last_value, is_called FROM %s', v_seq) INTO v_last_value, v_is_called;
     END IF;
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS '
                    'INCLUDING COMMENTS INCLUDING STORAGE INCLUDING STATISTICS) PARTITION BY RANGE (pgh_created_at)',
@@ -150,8 +150,7 @@ BEGIN
     EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s', v_new, pghistory._column_list(v_new),
                    pghistory._column_list(v_new), v_old_table);
     IF v_seq IS NOT NULL THEN
-        PERFORM setval(pg_catalog.pg_get_serial_sequence(v_new::text, 'pgh_id'), v_seq_state.last_value,
-                       v_seq_state.is_called);
+        PERFORM setval(pg_catalog.pg_get_serial_sequence(v_new::text, 'pgh_id'), v_last_value, v_is_called);
     END IF;
 
     -- the registry and the policy follow, then the old table goes

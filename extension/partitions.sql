@@ -52,6 +52,16 @@ BEGIN
 END
 $$;
 
+-- Whether an event table is partitioned by pghistory in steps of p_step.
+CREATE OR REPLACE FUNCTION pghistory._partitioned_by(p_event_table regclass, p_step interval)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT FROM pghistory.history_policy AS p JOIN pg_catalog.pg_class AS c ON c.oid = p.event_table
+                    WHERE p.event_table = p_event_table AND p.partition_by = p_step AND c.relkind = 'p')
+$$;
+
 -- The partitions of an event table with their bounds (NULL for the default
 -- partition).
 CREATE OR REPLACE FUNCTION pghistory._partitions(p_event_table regclass)

@@ -50,7 +50,7 @@ DECLARE
     v_bad text;
     v_obj_type text;
     v_has_json boolean;
-    v_contexts uuid[] := '{}';
+    v_contexts uuid[] := '{}'::uuid[];
     v_events bigint;
     v_before text;
 BEGIN

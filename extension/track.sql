@@ -63,6 +63,9 @@ $$;
 -- Refuses views, foreign and temporary tables, tables the caller does not
 -- own, unknown columns, modes and labels, all before anything is written.
 -- With backfill, records a baseline of the rows already there (backfill()).
+-- With partition_by, the event table is range-partitioned on
+-- pgh_created_at in steps of that size (converted, history and all, when
+-- it exists unpartitioned: partition_convert.sql).
 -- Returns the event table.
 CREATE OR REPLACE FUNCTION pghistory.track(
     tbl         regclass,
@@ -73,7 +76,8 @@ CREATE OR REPLACE FUNCTION pghistory.track(
     context     text                DEFAULT 'fk',
     level       text                DEFAULT 'statement',
     append_only boolean             DEFAULT true,
-    backfill    boolean             DEFAULT false)
+    backfill    boolean             DEFAULT false,
+    partition_by interval           DEFAULT NULL)
 RETURNS regclass
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -87,6 +91,9 @@ BEGIN
     -- every check first: nothing is written before they all pass
     PERFORM pghistory._check_trackable(track.tbl);
     PERFORM pghistory._check_track_modes(track.context, track.level, track.append_only);
+    IF track.partition_by IS NOT NULL THEN
+        PERFORM pghistory._check_partition_step(track.partition_by);
+    END IF;
     v_config.tracked_table := track.tbl;
     v_config.trackers := coalesce(track.trackers, pghistory._default_trackers());
     v_config.fields := track.fields;
@@ -105,7 +112,8 @@ BEGIN
     v_config.tracked_at := v_existing.tracked_at;
     v_config.event_table := v_event_table;
     v_config.trigger_functions := coalesce(v_existing.trigger_functions, '{}');
-    IF v_existing IS NOT DISTINCT FROM v_config THEN
+    IF v_existing IS NOT DISTINCT FROM v_config
+       AND (track.partition_by IS NULL OR pghistory._partitioned_by(v_event_table, track.partition_by)) THEN
         IF track.backfill THEN
             PERFORM pghistory.backfill(track.tbl);
         END IF;
@@ -120,6 +128,9 @@ BEGIN
     IF v_event_table IS NULL THEN
         v_event_table := pghistory._create_event_table(v_name.schema_name, v_name.table_name, track.tbl);
     END IF;
+    IF track.partition_by IS NOT NULL THEN  -- moves the history there is
+        v_event_table := pghistory._partition_event_table(v_event_table, track.partition_by);
+    END IF;
     v_config.event_table := v_event_table;
     v_config.tracked_at := coalesce(v_existing.tracked_at, now());
 
@@ -133,7 +144,7 @@ BEGIN
     RETURN v_event_table;
 END
 $$;
-COMMENT ON FUNCTION pghistory.track(regclass, pghistory.tracker[], text[], text[], text, text, text, boolean, boolean) IS
+COMMENT ON FUNCTION pghistory.track(regclass, pghistory.tracker[], text[], text[], text, text, text, boolean, boolean, interval) IS
     'pghistory: start tracking a table, or reconfigure it: creates its event table, generates its trigger functions '
     '(owned by the table''s owner); for the table''s owner only. Returns the event table';
 

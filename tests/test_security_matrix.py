@@ -32,6 +32,10 @@ MATRIX: dict[str, list[str]] = {
     "change history": ["with allow_history_changes", "no", "with allow_history_changes", "no", "no", "no"],
     "change the registry directly": ["yes", "yes", "no", "no", "no", "no"],
     "alter the table (history follows)": ["yes", "no", "yes", "no", "no", "no"],
+    "set retention, prune history": ["yes", "no", "yes", "no", "no", "no"],
+    "redact history": ["yes", "no", "yes", "no", "no", "no"],
+    "maintain(), reset_identities()":
+        ["yes", "none touched", "yes", "none touched", "none touched", "none touched"],
 }
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -192,9 +196,39 @@ def check_alter(w: World, c: psycopg.Connection) -> str:
     return "yes" if ok else "no"
 
 
+def check_retention(w: World, c: psycopg.Connection) -> str:
+    ok = allowed(lambda: c.execute("SELECT pghistory.prune('orders', now() + interval '1 day', keep_latest => false)"))
+    assert value(w.su, "SELECT count(*) FROM orders_event") == (0 if ok else 1)
+    assert allowed(lambda: c.execute("SELECT pghistory.set_retention('orders', interval '1 day')")) is ok
+    assert value(w.su, "SELECT count(*) FROM pghistory.history_policy") == (1 if ok else 0)
+    return "yes" if ok else "no"
+
+
+def check_redact(w: World, c: psycopg.Connection) -> str:
+    ok = allowed(lambda: c.execute("SELECT pghistory.redact('orders', 1, columns => '{status}')"))
+    assert rows(w.su, "SELECT status FROM orders_event") == [(None,) if ok else ("new",)]
+    assert value(w.su, "SELECT count(*) FROM pghistory.redaction") == (1 if ok else 0)
+    return "yes" if ok else "no"
+
+
+def check_maintain(w: World, c: psycopg.Connection) -> str:
+    owner = w.as_("table owner")
+    owner.execute("SELECT pghistory.set_retention('orders', interval '1 day', keep_latest => false)")
+    with w.su.transaction():
+        w.su.execute("SET LOCAL pghistory.allow_history_changes = on")
+        w.su.execute("UPDATE orders_event SET pgh_created_at = now() - interval '2 days'")
+        w.su.execute("SELECT setval(pg_get_serial_sequence('orders_event', 'pgh_id'), 1, false)")
+    reset = rows(c, "SELECT event_table::text FROM pghistory.reset_identities()")
+    maintained = rows(c, "SELECT event_table::text, events_pruned FROM pghistory.maintain()")
+    assert maintained in ([("orders_event", 1)], [])
+    assert reset == ([("orders_event",)] if maintained else [])
+    assert value(w.su, "SELECT count(*) FROM orders_event") == (0 if maintained else 1)
+    return "yes" if maintained else "none touched"
+
+
 CHECKS = dict(zip(MATRIX, [check_track, check_untrack, check_write, check_read_event_table, check_read_events,
                            check_read_aggregate, check_create_context, check_change_context, check_change_history,
-                           check_change_registry, check_alter]))
+                           check_change_registry, check_alter, check_retention, check_redact, check_maintain]))
 
 
 @pytest.mark.parametrize("role", ROLES)
