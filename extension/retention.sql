@@ -78,7 +78,8 @@ COMMENT ON FUNCTION pghistory.set_retention(regclass, interval, boolean) IS
 -- object's latest kept with keep_latest: NULL takes the table's retention
 -- policy, else true). A partitioned event table drops the partitions
 -- wholly before older_than where no row must stay; the rest is deleted in
--- batches. Writers are never blocked but while a partition is dropped.
+-- windows of 10,000 pgh_ids. Writers are never blocked but while a
+-- partition is dropped.
 -- Refuses roles that do not own the event table. Returns the number of
 -- events removed.
 CREATE OR REPLACE FUNCTION pghistory.prune(tbl regclass, older_than timestamptz, keep_latest boolean DEFAULT NULL)
@@ -94,6 +95,8 @@ DECLARE
     v_partition record;
     v_removed bigint := 0;
     v_batch bigint;
+    v_low bigint;
+    v_high bigint;
     v_blocked boolean;
     v_before text;
     v_prunable text;
@@ -119,13 +122,15 @@ BEGIN
             v_removed := v_removed + v_batch;
         END IF;
     END LOOP;
-    LOOP
-        EXECUTE format('DELETE FROM %1$s WHERE (pgh_id, pgh_created_at) IN '
-                       '(SELECT e.pgh_id, e.pgh_created_at FROM %1$s AS e WHERE %2$s LIMIT 10000)',
-                       v_event_table, v_prunable);
+    -- the rest in windows of 10,000 pgh_ids (an index range each)
+    EXECUTE format('SELECT min(e.pgh_id), max(e.pgh_id) FROM %s AS e WHERE e.pgh_created_at < %L',
+                   v_event_table, prune.older_than) INTO v_low, v_high;
+    WHILE v_low <= v_high LOOP
+        EXECUTE format('DELETE FROM %s AS e WHERE e.pgh_id >= %s AND e.pgh_id < %s AND %s',
+                       v_event_table, v_low, v_low + 10000, v_prunable);
         GET DIAGNOSTICS v_batch = ROW_COUNT;
         v_removed := v_removed + v_batch;
-        EXIT WHEN v_batch = 0;
+        v_low := v_low + 10000;
     END LOOP;
     PERFORM pghistory._allow_history_changes(v_before);
     RETURN v_removed;

@@ -73,9 +73,12 @@ def test_extension_functions_pin_search_path(conn):
         SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc AS p
          WHERE p.pronamespace = 'pghistory'::regnamespace AND p.prosecdef""") == [
         "_attach_context",
+        "_forget_dropped_policies",  # policies of event tables that no longer exist
         "_forget_dropped_tables",  # sql_drop: registry rows of tables that no longer exist
         "_grant_attach_context",   # EXECUTE on _attach_context for the owners of tracked tables
+        "_record_redaction",       # the record of redact(), checking the session user's ownership
         "_register",               # the registry's writers, checking the session user's ownership
+        "_set_policy",             # the policies' writer, checking the session user's ownership
         "_unregister",
     ]
 
