@@ -78,8 +78,14 @@ CREATE TABLE pghistory.redaction (
 );
 COMMENT ON TABLE pghistory.redaction IS
     'pghistory: the redactions made by pghistory.redact(): which object, columns and context keys, when, by whom';
-SELECT pg_catalog.pg_extension_config_dump('pghistory.history_policy', '');
-SELECT pg_catalog.pg_extension_config_dump('pghistory.redaction', '');
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory') THEN
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.history_policy', '');
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.redaction', '');
+    END IF;
+END
+$$;
 
 -- pghistory.tracking shows trackers as the calls that make them (text[])
 DROP VIEW pghistory.tracking;
