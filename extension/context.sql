@@ -9,6 +9,14 @@
 --   pghistory.context_metadata  a JSON object describing it
 -- and can switch recording off with pghistory.enabled = off. Trigger
 -- functions read these once per statement (once per row at level 'row').
+-- Metadata set without an id is the context of the transaction: it gets
+-- an id of its own, the same for every statement (_transaction_context_id).
+--
+-- The spellings each setting accepts are defined once, below: the readers
+-- current_context_id() and _context_metadata() accept or refuse a value;
+-- _usual_spelling() gives the inline test with which generated trigger
+-- functions skip the reader for the usual spelling, a subset of what the
+-- reader accepts (test_context_spellings.py checks that they agree).
 -- ---------------------------------------------------------------------------
 
 -- Whether events are recorded now: pghistory.enabled unset or on.
@@ -34,7 +42,53 @@ BEGIN
 END
 $$;
 
--- The active context's id: pghistory.context_id, or NULL when none is set.
+-- The inline test, over the PL/pgSQL expression p_value, that a value of
+-- setting p_setting ('pghistory.context_id' or
+-- 'pghistory.context_metadata') is in its usual spelling, which the value
+-- then takes by a plain cast: a lower-case uuid with dashes, text between
+-- braces. Anything else goes to the reader (current_context_id(),
+-- _context_metadata()). Returns the test, laid out for the DECLARE
+-- of a generated function (_context_declare).
+CREATE OR REPLACE FUNCTION pghistory._usual_spelling(p_setting text, p_value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT replace(CASE p_setting
+        WHEN 'pghistory.context_id' THEN $t$%%VALUE%% LIKE '________-____-____-____-____________'
+                               AND %%VALUE%% ~ '^[-0-9a-f]+$'
+                               AND length(replace(%%VALUE%%, '-', '')) = 32$t$
+        WHEN 'pghistory.context_metadata' THEN $t$%%VALUE%% LIKE '{%}'$t$
+    END, '%%VALUE%%', p_value)
+$$;
+
+-- The context id of a transaction that set pghistory.context_metadata
+-- without pghistory.context_id: one per transaction, the same for each of
+-- its statements and trigger calls, derived from the transaction's id
+-- (pg_current_xact_id(), 64 bits, never reused in a cluster) and its start
+-- (now(), which tells apart clusters whose histories meet, e.g. through a
+-- restored dump). Nothing is stored and nothing is looked up. A version 8
+-- (custom) uuid. Returns NULL on a standby, which has no transaction ids
+-- (and records nothing).
+CREATE OR REPLACE FUNCTION pghistory._transaction_context_id()
+RETURNS uuid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN NOT pg_is_in_recovery() THEN
+               (substr(h, 1, 12) || '8' || substr(h, 14, 3)
+                || substr('89ab', ('x' || substr(h, 17, 1))::bit(4)::int % 4 + 1, 1)
+                || substr(h, 18, 15))::uuid
+           END
+      FROM (SELECT md5(pg_current_xact_id()::text || '/'
+                       || floor(extract(epoch FROM now()) * 1000000)::bigint::text) AS h) AS t
+$$;
+
+-- The active context's id: pghistory.context_id, a uuid in any spelling
+-- PostgreSQL reads (upper case, without dashes, in braces); when only
+-- pghistory.context_metadata is set, the transaction's own id
+-- (_transaction_context_id()); NULL when neither is set. Refuses any other
+-- context_id.
 CREATE OR REPLACE FUNCTION pghistory.current_context_id()
 RETURNS uuid
 LANGUAGE plpgsql STABLE
@@ -44,7 +98,8 @@ DECLARE
     v_setting text := current_setting('pghistory.context_id', true);
 BEGIN
     IF v_setting IS NULL OR v_setting = '' THEN
-        RETURN NULL;
+        RETURN CASE WHEN current_setting('pghistory.context_metadata', true) <> ''
+                    THEN pghistory._transaction_context_id() END;
     END IF;
     IF v_setting !~* '^\{?[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}\}?$' THEN
         RAISE EXCEPTION 'pghistory.context_id is "%", which is not a uuid', left(v_setting, 100)
@@ -55,15 +110,16 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pghistory.current_context_id() IS
-    'pghistory: the active context''s id (the setting pghistory.context_id), or NULL';
+    'pghistory: the active context''s id (the setting pghistory.context_id; with only pghistory.context_metadata '
+    'set, one id for the transaction), or NULL';
 
 -- The active context's metadata: pghistory.context_metadata as a JSON
--- object ('{}' when unset). Anything else is an error, raised before the
--- trigger writes: a user's change is never recorded with metadata dropped.
--- (No exception block: this runs once per transaction and context, and a
--- subtransaction there would cost more than the rest of the check. Text
--- that looks like an object but is not valid JSON fails in the cast, with
--- PostgreSQL's own message.)
+-- object, blanks around allowed ('{}' when unset). Anything else is an
+-- error, raised before the trigger writes: a user's change is never
+-- recorded with metadata dropped. (No exception block: this runs once per
+-- transaction and context, and a subtransaction there would cost more than
+-- the rest of the check. Text that looks like an object but is not valid
+-- JSON fails in the cast, with PostgreSQL's own message.)
 CREATE OR REPLACE FUNCTION pghistory._context_metadata()
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -104,8 +160,9 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    -- text that starts and ends with braces is cast at once; anything else
-    -- (blanks around, unset, invalid) is _context_metadata()'s to read or refuse
+    -- the usual spelling (_usual_spelling('pghistory.context_metadata',
+    -- 'p_metadata'), written out: test_context_spellings.py checks it) is
+    -- cast at once; anything else is _context_metadata()'s to read or refuse
     v_metadata jsonb := CASE WHEN p_metadata LIKE '{%}' THEN p_metadata::jsonb
                              ELSE pghistory._context_metadata() END;
 BEGIN

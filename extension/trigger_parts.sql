@@ -38,36 +38,39 @@ END
 $$;
 
 -- The expression a generated function reads the context's metadata with:
--- the setting as it usually is inline, anything else through
+-- the setting in its usual spelling by a cast, anything else through
 -- _context_metadata(), which reads it or refuses it.
 CREATE OR REPLACE FUNCTION pghistory._metadata_expression()
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT $t$CASE WHEN v_metadata_setting LIKE '{%}' THEN v_metadata_setting::jsonb
-                           ELSE pghistory._context_metadata() END$t$
+    SELECT pghistory._fill_template($t$CASE WHEN %%USUAL%% THEN v_metadata_setting::jsonb
+                           ELSE pghistory._context_metadata() END$t$,
+               jsonb_build_object('USUAL', pghistory._usual_spelling('pghistory.context_metadata', 'v_metadata_setting')))
 $$;
 
 -- The DECLARE lines that read the context, once per call, for context mode
 -- p_context ('fk', 'json', 'none'). This runs in every transaction that
--- writes, so the id is read inline in its usual spelling and
--- current_context_id() is called only for the rest (it reads a uuid
--- written another way, or refuses it). 'json' also reads the metadata the
--- events carry. Returns '' for 'none'.
+-- writes, so the id is read inline in its usual spelling (_usual_spelling)
+-- and current_context_id() is called only for the rest: an id written
+-- another way (which it reads or refuses), or metadata set without an id
+-- (the transaction's own id, see _transaction_context_id). 'json' also
+-- reads the metadata the events carry. Returns '' for 'none'.
 CREATE OR REPLACE FUNCTION pghistory._context_declare(p_context text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN p_context IN ('fk', 'json') THEN $t$
+    SELECT CASE WHEN p_context IN ('fk', 'json') THEN pghistory._fill_template($t$
     v_context_setting text := current_setting('pghistory.context_id', true);
-    v_context_id uuid := CASE WHEN v_context_setting LIKE '________-____-____-____-____________'
-                               AND v_context_setting ~ '^[-0-9a-f]+$'
-                               AND length(replace(v_context_setting, '-', '')) = 32
+    v_metadata_setting text := current_setting('pghistory.context_metadata', true);
+    v_context_id uuid := CASE WHEN %%USUAL%%
                               THEN v_context_setting::uuid
-                              WHEN v_context_setting <> '' THEN pghistory.current_context_id() END;
-    v_metadata_setting text := current_setting('pghistory.context_metadata', true);$t$ ELSE '' END
+                              WHEN v_context_setting <> '' OR v_metadata_setting <> ''
+                              THEN pghistory.current_context_id() END;$t$,
+                jsonb_build_object('USUAL', pghistory._usual_spelling('pghistory.context_id', 'v_context_setting')))
+                ELSE '' END
         || CASE WHEN p_context = 'json' THEN pghistory._fill_template($t$
     v_context jsonb := CASE WHEN v_context_id IS NOT NULL THEN %%METADATA%% END;$t$,
                     jsonb_build_object('METADATA', pghistory._metadata_expression())) ELSE '' END
