@@ -144,13 +144,21 @@ def test_async_local_context_and_ignore(conn, dsn, orders):
     assert history(conn) == [("insert", 1, "new", ctx_id), ("insert", 3, "recorded", ctx_id)]
 
 
-def test_async_install_is_awaited(conn, dsn):
+def test_async_install_is_its_own_twin(conn, dsn):
     # the other wrappers run on both connection kinds in test_python_wrappers.py
     async def main() -> str:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as aconn:
-            return await pgh.install(aconn)
+            with pytest.raises(TypeError) as info:
+                pgh.install(aconn)  # type: ignore[arg-type]
+            assert str(info.value) == ("pghistory.install() takes a psycopg.Connection; "
+                                       "for an AsyncConnection, use await pghistory.aio.install()")
+            return await pgh.aio.install(aconn)
 
     assert asyncio.run(main()) == pgh.__version__
+    with pytest.raises(TypeError) as info:
+        asyncio.run(pgh.aio.install(conn))  # type: ignore[arg-type]
+    assert str(info.value) == ("pghistory.aio.install() takes a psycopg.AsyncConnection; "
+                               "for a Connection, use pghistory.install()")
 
 
 def test_async_pool_with_reset_hands_back_clean_connections(conn, dsn, orders):

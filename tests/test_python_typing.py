@@ -57,7 +57,7 @@ def sync(conn: psycopg.Connection[tuple[object, ...]]) -> None:
 
 
 async def asynchronous(aconn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
-    version: str = await pgh.install(aconn)
+    version: str = await pgh.aio.install(aconn)
     table: str = await pgh.aio.track(aconn, "orders", trackers=[pgh.InsertEvent()], context="json")
     async with pgh.context(aconn, user="alice") as ctx:
         ident: uuid.UUID | None = ctx.id
@@ -87,6 +87,8 @@ async def wrong(conn: psycopg.Connection[tuple[object, ...]], aconn: psycopg.Asy
     r: int = pgh.revert(conn, "orders_event", 1)
     pgh.events(conn, order="newest")
     pgh.UpdateEvent(snapshot="middle")
+    pgh.install(aconn)
+    pgh.aio.install(aconn)
 '''
 
 
@@ -126,4 +128,7 @@ def test_callers_get_precise_types_on_both_connection_kinds(tmp_path):
         'expected "Literal[\'asc\', \'desc\']"  [arg-type]',
         'Argument "snapshot" to "UpdateEvent" has incompatible type "Literal[\'middle\']"; '
         'expected "Literal[\'new\', \'old\']"  [arg-type]',
+        'Argument 1 has incompatible type "AsyncConnection[tuple[object, ...]]"; '
+        'expected "Connection[Any]"  [arg-type]',
+        'Value of type "Coroutine[Any, Any, str]" must be used  [unused-coroutine]',
     ], bad.stdout

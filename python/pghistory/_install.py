@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Coroutine
 from importlib import resources
-from typing import Any, Literal, Union, overload
+from typing import Any, Literal, Union
 
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from ._ops import Execute, Gen, Rollback, Row, run_any
+from ._ops import Execute, Gen, Rollback, Row, sync_twin
 from .errors import ExtensionNotAvailable, NoEventTriggersWarning
 
 AnyConn = Union[psycopg.Connection[Any], psycopg.AsyncConnection[Any]]
@@ -199,11 +198,7 @@ def _steps(method: Method) -> Gen[str]:
     return VERSION
 
 
-@overload
-def install(conn: psycopg.Connection[Any], method: Method = ...) -> str: ...
-@overload
-def install(conn: psycopg.AsyncConnection[Any], method: Method = ...) -> Coroutine[Any, Any, str]: ...
-def install(conn: AnyConn, method: Method = "auto") -> str | Coroutine[Any, Any, str]:
+def install_gen(conn: AnyConn, method: Method = "auto") -> Gen[str]:
     """Install pghistory into the connection's database by `method` (see the
     module's docstring), or upgrade it to this package's version; return the
     version. Idempotent; runs in the caller's transaction.
@@ -214,4 +209,7 @@ def install(conn: AnyConn, method: Method = "auto") -> str | Coroutine[Any, Any,
     to do, when no way in works (no extension files for ``"extension"``, no
     usable pg_tle for ``"pg_tle"``, no right to create the schema).
     """
-    return run_any(conn, _install_gen(conn, method))
+    return _install_gen(conn, method)
+
+
+install = sync_twin(install_gen)

@@ -14,8 +14,7 @@ result out) and `async_twin()` ``pghistory.aio.<name>`` (an ``async def``
 taking an `AsyncConnection`). Neither twin holds logic, and each refuses the
 other connection kind with a `TypeError` naming the right twin, so a
 forgotten ``await`` or a wrong connection fails at once, in mypy and at run
-time. (`run_any()`, which picks the driver from the connection's type, is
-left for `pghistory.install()` alone.)
+time.
 """
 
 from __future__ import annotations
@@ -100,16 +99,6 @@ async def arun(conn: psycopg.AsyncConnection[Any], gen: Gen[T]) -> T:
                 step = gen.send(result)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
-
-
-def run_any(conn: object, gen: Gen[T]) -> T | Coroutine[Any, Any, T]:
-    """Run *gen* with the driver for *conn*'s type (a coroutine for async)."""
-    if isinstance(conn, psycopg.AsyncConnection):
-        return arun(conn, gen)
-    if isinstance(conn, psycopg.Connection):
-        return run(conn, gen)
-    gen.close()
-    raise TypeError(check_connection_message(conn))
 
 
 def sync_twin(

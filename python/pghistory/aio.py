@@ -6,6 +6,7 @@ and result::
 
     import pghistory as pgh   # pgh.aio comes with it
 
+    await pgh.aio.install(aconn)
     await pgh.aio.track(aconn, "orders")
     async with pgh.context(aconn, user="alice"):
         await aconn.execute("UPDATE orders SET status = 'paid' WHERE id = 1")
@@ -21,11 +22,13 @@ refuses an `AsyncConnection` the same way). ``pgh.context()`` and
 from __future__ import annotations
 
 from ._browsing import events_gen, revert_gen
+from ._install import install_gen
 from ._ops import async_twin
 from ._reset import reset_gen
 from ._time_travel import as_of_gen, backfill_gen, blame_gen, changes_gen, revert_context_gen
 from ._tracking import create_event_gen, track_gen, untrack_gen
 
+install = async_twin(install_gen)
 track = async_twin(track_gen)
 untrack = async_twin(untrack_gen)
 create_event = async_twin(create_event_gen)
@@ -39,6 +42,6 @@ blame = async_twin(blame_gen)
 revert_context = async_twin(revert_context_gen)
 
 __all__ = [
-    "as_of", "backfill", "blame", "changes", "create_event", "events", "reset", "revert", "revert_context", "track",
+    "as_of", "backfill", "blame", "changes", "create_event", "events", "install", "reset", "revert", "revert_context", "track",
     "untrack",
 ]
