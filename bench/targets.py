@@ -22,7 +22,7 @@ runs FILE.sql after CREATE EXTENSION: a way to measure a proposed change to
 the generated triggers or the context upsert side by side with the rest.
 A FILE.sql whose first line is ``-- bench: after track()`` runs after
 track() instead, to replace a generated trigger function by hand
-(bench/variants/floor_*.sql take pghistory's update trigger apart).
+(bench/variants/floor.sql takes pghistory's update trigger apart).
 """
 
 from __future__ import annotations
