@@ -208,8 +208,11 @@ BEGIN
         RETURN pghistory._fill_template($t$EXECUTE format(%%QUERY%%,
                    TG_TABLE_SCHEMA, TG_TABLE_NAME)%%USING%%;%%COUNT%%$t$,
                    jsonb_build_object(
-                       'QUERY', quote_literal(pghistory._insert_select(p_config.event_table, v_lists.target,
-                                                  v_lists.vals, 'ONLY %I.%I AS old', v_when)),
+                       -- a format() string: % in names and the condition doubled, then the partition's slots
+                       'QUERY', quote_literal(
+                           replace(pghistory._insert_select(p_config.event_table, v_lists.target, v_lists.vals, '', NULL),
+                                   '%', '%%')
+                           || 'ONLY %I.%I AS old' || coalesce(E'\n     WHERE ' || replace(v_when, '%', '%%'), '')),
                        'USING', CASE p_config.context
                                     WHEN 'fk' THEN E'\n        USING pgh_trigger.v_context_id'
                                     WHEN 'json' THEN E'\n        USING pgh_trigger.v_context_id, pgh_trigger.v_context'
