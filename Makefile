@@ -14,6 +14,7 @@ SCHEMA_PARTS = \
 	extension/tables.sql
 CODE_PARTS = \
 	extension/relations.sql \
+	extension/citus.sql \
 	extension/columns.sql \
 	extension/identity.sql \
 	extension/context.sql \

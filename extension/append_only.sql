@@ -33,6 +33,10 @@ AS $$
 DECLARE
     v_table regclass;
 BEGIN
+    IF (pghistory._citus_distribution(p_event_table)).kind IS NOT NULL THEN
+        PERFORM pghistory._citus_set_append_only(p_event_table, p_append_only);
+        RETURN;
+    END IF;
     FOR v_table IN SELECT t.relid FROM pghistory._table_tree(p_event_table) AS t LOOP
         IF EXISTS (SELECT FROM pg_catalog.pg_trigger
                     WHERE tgrelid = v_table AND tgname = 'pgh_append_only') THEN

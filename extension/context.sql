@@ -263,8 +263,15 @@ BEGIN
     ELSE
         v_metadata := pghistory._context_metadata() || v_metadata;
     END IF;
-    PERFORM set_config('pghistory.context_id', v_context_id::text, is_local);
-    PERFORM set_config('pghistory.context_metadata', v_metadata::text, is_local);
+    IF is_local AND pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        -- Citus passes settings on to the nodes a transaction writes on
+        -- only when they are made by SET LOCAL, and told to (citus.sql)
+        PERFORM pghistory._citus_set_local(ARRAY['pghistory.context_id', 'pghistory.context_metadata'],
+                                           ARRAY[v_context_id::text, v_metadata::text]);
+    ELSE
+        PERFORM set_config('pghistory.context_id', v_context_id::text, is_local);
+        PERFORM set_config('pghistory.context_metadata', v_metadata::text, is_local);
+    END IF;
     RETURN v_context_id;
 END
 $$;

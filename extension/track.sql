@@ -103,6 +103,7 @@ BEGIN
     v_config.append_only := track.append_only;
     PERFORM pghistory._check_trackers(track.tbl, v_config.trackers);
     PERFORM pghistory._check_tracked_columns(track.tbl, track.fields, track.exclude);
+    PERFORM pghistory._citus_check_track(track.tbl, track.context, track.fields, track.exclude);
     SELECT * INTO v_existing FROM pghistory.tracked AS t WHERE t.tracked_table = track.tbl;
     SELECT * INTO v_name FROM pghistory._event_table_name(track.tbl, track.event_table, v_existing.event_table);
     v_event_table := to_regclass(format('%I.%I', v_name.schema_name, v_name.table_name));
@@ -136,6 +137,7 @@ BEGIN
 
     PERFORM pghistory._register(v_config);
     PERFORM pghistory._add_event_columns(v_config);
+    PERFORM pghistory._citus_distribute_event_table(track.tbl, v_event_table);
     PERFORM pghistory._generate_triggers(track.tbl);
     PERFORM pghistory._set_append_only(v_event_table, v_config.append_only);
     IF track.backfill THEN
@@ -169,6 +171,7 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'SELECT * FROM pghistory.tracking lists the tracked tables.';
     END IF;
+    PERFORM pghistory._citus_prepare_ddl(untrack.tbl);
     PERFORM pghistory._drop_triggers(untrack.tbl);
     PERFORM pghistory._unregister(untrack.tbl);
     IF untrack.drop_events THEN

@@ -9,14 +9,22 @@
 --   \sf pghistory."public.orders/update"
 -- ---------------------------------------------------------------------------
 
--- The name of the trigger function made for one tracker of a table:
--- "<schema>.<table>/<label>", in schema pghistory.
+-- The name of the trigger function made for one tracker of a table, in
+-- schema pghistory: "<schema>.<table>/<label>". Where Citus is installed,
+-- pgh_<schema>_<table>_<label>_<hash> instead, lower case with anything but
+-- letters and digits made "_" and unique through a hash of the other form:
+-- Citus propagates GRANT and REVOKE on functions with the name unquoted.
+-- Nothing is derived from it: the registry records the functions.
 CREATE OR REPLACE FUNCTION pghistory._trigger_function_name(p_tracked regclass, p_label text)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pghistory._fit_identifier(n.nspname || '.' || c.relname || '/' || p_label)
+    SELECT CASE WHEN pghistory._citus_installed()
+                THEN left(regexp_replace(lower('pgh_' || n.nspname || '_' || c.relname || '_' || p_label),
+                                         '[^a-z0-9_]+', '_', 'g'), 54)
+                     || '_' || left(md5(n.nspname || '.' || c.relname || '/' || p_label), 8)
+                ELSE pghistory._fit_identifier(n.nspname || '.' || c.relname || '/' || p_label) END
       FROM pg_catalog.pg_class AS c
       JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
      WHERE c.oid = p_tracked
@@ -143,8 +151,10 @@ AS %L$sql$, v_function, pghistory._trigger_settings(v_row_level, p_tracker.opera
             'LEVEL', CASE WHEN v_row_level THEN 'row' ELSE 'statement' END,
             'DECLARE', pghistory._context_declare(p_config.context)
                        || CASE WHEN v_inline THEN E'\n    v_metadata jsonb;' ELSE '' END
-                       || CASE WHEN v_counts_rows THEN E'\n    v_rows bigint;' ELSE '' END,
-            'RECORD', pghistory._record_rows(p_config, p_tracker, v_row_level, v_partitioned),
+                       || CASE WHEN v_counts_rows THEN E'\n    v_rows bigint;' ELSE '' END
+                       || pghistory._citus_declare_rows(p_config.tracked_table, p_tracker.operation, v_row_level),
+            'RECORD', pghistory._citus_record_rows(p_config.tracked_table, p_tracker.operation, v_row_level,
+                          pghistory._record_rows(p_config, p_tracker, v_row_level, v_partitioned)),
             'ATTACH', pghistory._attach_block(p_config.context, v_inline,
                                               CASE WHEN v_counts_rows THEN 'v_rows > 0' ELSE 'FOUND' END))));
     -- trigger functions are called by triggers, not by people
@@ -153,7 +163,10 @@ AS %L$sql$, v_function, pghistory._trigger_settings(v_row_level, p_tracker.opera
     -- triggers): the table is never left with a trigger whose helpers are
     -- gone. Without CASCADE, the triggers make PostgreSQL refuse the drop.
     -- (A plain-script install has no extension: DROP SCHEMA removes it all.)
-    IF EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory') THEN
+    -- (Citus refuses it: the functions it propagates to the workers may
+    -- not depend on an extension. There, DROP EXTENSION leaves them.)
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory')
+       AND NOT pghistory._citus_installed() THEN
         EXECUTE format('ALTER FUNCTION %s() DEPENDS ON EXTENSION pghistory', v_function);
     END IF;
     -- whoever generates it (a superuser following the owner's ALTER TABLE,
@@ -252,6 +265,7 @@ BEGIN
                                 current_user);
     END IF;
     SELECT * INTO STRICT v_config FROM pghistory.tracked WHERE tracked_table = p_tracked;
+    PERFORM pghistory._citus_prepare_ddl(p_tracked);
     PERFORM pghistory._drop_triggers(p_tracked);
     v_config.trigger_functions := '{}';
     FOREACH v_tracker IN ARRAY v_config.trackers LOOP

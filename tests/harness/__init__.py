@@ -7,6 +7,7 @@ sys.path, as tests/run does, then ``import harness``).
     build = harness.prepare(15)     # find/fetch a PG 15 build, `make install` pghistory into it
     harness.debian_packages("pgbouncer")  # None, or why a test must skip
     harness.bare_build(15, pg_tle="1.5.2")  # a build without pghistory's files, with pg_tle
+    harness.citus_build(17); harness.CitusCluster(build)  # Citus, a coordinator + 2 workers
     with harness.Server(build) as pg:
         pg.dsn("postgres"), pg.connect(), pg.psql("-c", "select 1"), pg.bin("pgbench")
 """
@@ -21,6 +22,7 @@ from .builds import (
     majors_from_env,
     prepare,
 )
+from .citus import CITUS_MAJORS, CITUS_SETTINGS, CitusCluster, citus_build
 from .packages import debian_packages
 from .pgtle import PG_TLE_MAJORS, PG_TLE_SETTINGS, Unavailable, bare_build
 from .servers import Server, ServerError, reap_orphans, stop_on_sigterm
@@ -31,11 +33,15 @@ __all__ = [
     "PG_TLE_MAJORS",
     "PG_TLE_SETTINGS",
     "BuildError",
+    "CITUS_MAJORS",
+    "CITUS_SETTINGS",
+    "CitusCluster",
     "Server",
     "ServerError",
     "Unavailable",
     "bare_build",
     "cache_dir",
+    "citus_build",
     "debian_packages",
     "find_build",
     "install_extension",

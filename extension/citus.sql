@@ -1,0 +1,241 @@
+
+-- ---------------------------------------------------------------------------
+-- citus.sql: tracking tables that Citus distributes
+--
+-- pghistory does not depend on Citus: whether it is there, and how a table
+-- is distributed, is read from Citus's catalog (pg_dist_partition) through
+-- dynamic SQL only when that catalog exists. A hash-distributed table gets
+-- an event table distributed on the same column and co-located with it, so
+-- that the triggers on each shard write into the event shard beside it.
+-- ---------------------------------------------------------------------------
+
+-- Whether Citus is installed in this database.
+CREATE OR REPLACE FUNCTION pghistory._citus_installed()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL $$;
+
+-- How Citus holds a table: 'distributed' (hash-distributed, with its
+-- distribution column), 'reference', 'local' (a Citus-local table), or
+-- NULL for a table Citus does not know (and wherever Citus is not installed).
+CREATE OR REPLACE FUNCTION pghistory._citus_distribution(p_table regclass,
+                                                         OUT kind text, OUT distribution_column name)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_catalog regclass := pg_catalog.to_regclass('pg_catalog.pg_dist_partition');
+    v_found record;
+BEGIN
+    kind := NULL;
+    distribution_column := NULL;
+    IF v_catalog IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT CASE WHEN p.partmethod = ''h'' THEN ''distributed''
+                         WHEN p.repmodel = ''t'' THEN ''reference'' ELSE ''local'' END AS kind,
+                    CASE WHEN p.partmethod = ''h''
+                         THEN pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)::name END AS distribution_column
+               FROM %s AS p
+              WHERE p.logicalrelid = $1', v_catalog)
+       INTO v_found
+      USING p_table;
+    kind := v_found.kind;
+    distribution_column := v_found.distribution_column;
+END
+$$;
+
+-- Sets, for the current transaction, what Citus needs for pghistory's DDL
+-- on a table it holds: triggers on distributed tables (which it creates
+-- only when told to), and one connection per node, as changing functions
+-- it propagates needs. Does nothing for other tables.
+CREATE OR REPLACE FUNCTION pghistory._citus_prepare_ddl(p_table regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (pghistory._citus_distribution(p_table)).kind IS NOT NULL THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
+END
+$$;
+
+-- The checks track() makes on a table Citus holds, before anything is
+-- written. Refuses reference and Citus-local tables, context => 'fk' and
+-- fields that leave out the distribution column of a distributed table.
+-- Returns the distribution column (NULL for a table Citus does not hold).
+CREATE OR REPLACE FUNCTION pghistory._citus_check_track(p_table regclass, p_context text, p_fields text[],
+                                                        p_exclude text[])
+RETURNS name
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_citus record := pghistory._citus_distribution(p_table);
+BEGIN
+    IF v_citus.kind IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF v_citus.kind <> 'distributed' THEN
+        RAISE EXCEPTION 'pghistory: % is a Citus % table, which pghistory does not track', p_table, v_citus.kind
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('Track it before making it a %s table (it stays a plain table), or distribute it '
+                                'with create_distributed_table() and track it then.', v_citus.kind);
+    END IF;
+    IF p_context = 'fk' THEN
+        RAISE EXCEPTION 'pghistory: % is distributed by Citus, and context => ''fk'' cannot work there', p_table
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The context rows would land in each node''s own pghistory.context.',
+                  HINT = 'Use context => ''json'' (events carry the metadata) or ''none''.';
+    END IF;
+    IF (p_fields IS NOT NULL AND NOT v_citus.distribution_column = ANY (p_fields))
+       OR v_citus.distribution_column = ANY (coalesce(p_exclude, '{}')) THEN
+        RAISE EXCEPTION 'pghistory: the events of % must record its distribution column %', p_table,
+                quote_ident(v_citus.distribution_column)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The event table is distributed on that column beside the table: keep it in fields '
+                         '(and out of exclude).';
+    END IF;
+    PERFORM pghistory._citus_prepare_ddl(p_table);
+    RETURN v_citus.distribution_column;
+END
+$$;
+
+-- Distributes the event table of a distributed table on the same column,
+-- co-located with it; its primary key becomes (pgh_id, that column), as
+-- Citus requires. Does nothing for an event table already distributed
+-- with the table. Refuses one distributed otherwise.
+CREATE OR REPLACE FUNCTION pghistory._citus_distribute_event_table(p_tracked regclass, p_event_table regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_table record := pghistory._citus_distribution(p_tracked);
+    v_events record := pghistory._citus_distribution(p_event_table);
+    v_key name;
+    v_create regproc := pg_catalog.to_regproc('pg_catalog.create_distributed_table');
+BEGIN
+    IF v_table.kind IS DISTINCT FROM 'distributed' THEN
+        RETURN;
+    END IF;
+    IF v_events.kind IS NOT NULL THEN
+        IF v_events.distribution_column IS DISTINCT FROM v_table.distribution_column THEN
+            RAISE EXCEPTION 'pghistory: % is a Citus table not distributed by %, as % is', p_event_table,
+                    quote_ident(v_table.distribution_column), p_tracked
+                USING ERRCODE = 'object_in_use',
+                      HINT = format('SELECT undistribute_table(%L), then track() again.', p_event_table::text);
+        END IF;
+        RETURN;
+    END IF;
+    -- Citus would copy its guard onto the shards with TRUNCATE in it, and
+    -- never drop it there: it goes first, and comes back in the form that
+    -- works on shards (_citus_set_append_only)
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger
+                WHERE tgrelid = p_event_table AND tgname = 'pgh_append_only') THEN
+        EXECUTE format('DROP TRIGGER pgh_append_only ON %s', p_event_table);
+    END IF;
+    SELECT c.conname INTO v_key FROM pg_catalog.pg_constraint AS c
+     WHERE c.conrelid = p_event_table AND c.contype = 'p';
+    IF v_key IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', p_event_table, v_key);
+    END IF;
+    EXECUTE format('ALTER TABLE %s ADD PRIMARY KEY (pgh_id, %I)', p_event_table, v_table.distribution_column);
+    EXECUTE format('SELECT %s($1, $2, colocate_with => $3)', v_create)
+      USING p_event_table, v_table.distribution_column::text, p_tracked::text;
+END
+$$;
+
+-- The append-only guard of a distributed event table. Citus does not
+-- propagate a CREATE TRIGGER that names TRUNCATE, so the guard is two
+-- triggers: UPDATE and DELETE on every shard, and TRUNCATE on the
+-- coordinator's table (a TRUNCATE of a distributed table goes through it).
+CREATE OR REPLACE FUNCTION pghistory._citus_set_append_only(p_event_table regclass, p_append_only boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger
+                WHERE tgrelid = p_event_table AND tgname = 'pgh_append_only') THEN
+        EXECUTE format('DROP TRIGGER pgh_append_only ON %s', p_event_table);
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_trigger
+                WHERE tgrelid = p_event_table AND tgname = 'pgh_append_only_truncate') THEN
+        EXECUTE format('DROP TRIGGER pgh_append_only_truncate ON %s', p_event_table);
+    END IF;
+    IF p_append_only THEN
+        EXECUTE format('CREATE TRIGGER pgh_append_only BEFORE UPDATE OR DELETE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION pghistory._refuse_history_change()',
+                       p_event_table);
+        EXECUTE format('CREATE TRIGGER pgh_append_only_truncate BEFORE TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION pghistory._refuse_history_change()',
+                       p_event_table);
+    END IF;
+END
+$$;
+
+-- Sets settings for the current transaction in the one form Citus passes
+-- on to the nodes the transaction writes on: SET LOCAL statements, with
+-- citus.propagate_set_commands = 'local' (set_config() is not passed on).
+CREATE OR REPLACE FUNCTION pghistory._citus_set_local(p_names text[], p_values text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SET LOCAL citus.propagate_set_commands = 'local';
+    FOR v_i IN 1 .. cardinality(p_names) LOOP
+        EXECUTE format('SET LOCAL %s = %L', p_names[v_i], p_values[v_i]);
+    END LOOP;
+END
+$$;
+
+
+-- Statement level on a distributed table: the variables that hold the
+-- transition rows of a tracker, read into arrays of the table's row type
+-- (the executor Citus runs the INSERT through on a shard cannot see
+-- transition tables). '' elsewhere.
+CREATE OR REPLACE FUNCTION pghistory._citus_declare_rows(p_tracked regclass, p_operation text, p_row_level boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_row_level OR p_operation NOT IN ('insert', 'update', 'delete')
+       OR (pghistory._citus_distribution(p_tracked)).kind IS DISTINCT FROM 'distributed' THEN
+        RETURN '';
+    END IF;
+    RETURN (SELECT string_agg(format(E'\n    v_%1$s_rows %2$s[] := ARRAY(SELECT ROW(r.*)::%2$s FROM pgh_%1$s_rows AS r);',
+                                     t, pghistory._qualified_name(p_tracked)), '')
+              FROM unnest(CASE p_operation WHEN 'insert' THEN '{new}'::text[]
+                               WHEN 'delete' THEN '{old}' ELSE '{old,new}' END) AS t);
+END
+$$;
+
+-- What a tracker's function records, on a distributed table: read from
+-- the arrays of _citus_declare_rows() at statement level; TRUNCATE on the
+-- coordinator only (a shard that Citus moves gets a copy of the trigger,
+-- and the coordinator's records the whole table). p_record elsewhere.
+CREATE OR REPLACE FUNCTION pghistory._citus_record_rows(p_tracked regclass, p_operation text, p_row_level boolean,
+                                                        p_record text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (pghistory._citus_distribution(p_tracked)).kind IS DISTINCT FROM 'distributed' THEN
+        RETURN p_record;
+    ELSIF p_operation = 'truncate' THEN
+        RETURN format(E'IF TG_TABLE_NAME <> %L THEN\n        RETURN NULL;\n    END IF;\n    ',
+                      (SELECT c.relname FROM pg_catalog.pg_class AS c WHERE c.oid = p_tracked)) || p_record;
+    ELSIF p_row_level THEN
+        RETURN p_record;
+    END IF;
+    RETURN regexp_replace(p_record, 'pgh_(old|new)_rows', 'unnest(pgh_trigger.v_\1_rows)', 'g');
+END
+$$;

