@@ -26,7 +26,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_catalog regclass := pg_catalog.to_regclass('pg_catalog.pg_dist_partition');
-    v_found record;
+    v_kind text;
+    v_column name;
 BEGIN
     kind := NULL;
     distribution_column := NULL;
@@ -39,10 +40,10 @@ BEGIN
                          THEN pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)::name END AS distribution_column
                FROM %s AS p
               WHERE p.logicalrelid = $1', v_catalog)
-       INTO v_found
+       INTO v_kind, v_column
       USING p_table;
-    kind := v_found.kind;
-    distribution_column := v_found.distribution_column;
+    kind := v_kind;
+    distribution_column := v_column;
 END
 $$;
 
