@@ -147,9 +147,8 @@ BEGIN
         RAISE EXCEPTION 'pghistory: as_of() needs a moment, not NULL'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example now() - interval ''1 day''.';
     END IF;
-    PERFORM pghistory._check_obj_id(v_config.event_table, v_config.tracked_table, as_of.obj_id::text);
     RETURN QUERY EXECUTE pghistory._as_of_query(v_config, '$1', 'ARRAY[$2]', as_of.at >= v_config.tracked_at)
-        USING as_of.at, as_of.obj_id::text;
+        USING as_of.at, pghistory._canonical_obj_id(v_config.event_table, v_config.tracked_table, as_of.obj_id::text);
 END
 $$;
 

@@ -23,13 +23,13 @@ AS $$
 DECLARE
     v_config pghistory.tracked := pghistory._time_travel_config(blame.tbl, 'blame()');
     v_current jsonb;
+    v_obj_id text;
 BEGIN
     PERFORM pghistory._check_history_readable(v_config);
-    PERFORM pghistory._check_obj_id(v_config.event_table, v_config.tracked_table, blame.obj_id::text);
-    EXECUTE format('SELECT pg_catalog.to_jsonb(pgh_now) FROM %s AS pgh_now WHERE %s = $1::%s',
-                   v_config.tracked_table, pghistory._object_key(v_config.tracked_table, 'pgh_now'),
-                   pghistory._obj_id_type(v_config.event_table))
-       INTO v_current USING blame.obj_id::text;
+    v_obj_id := pghistory._canonical_obj_id(v_config.event_table, v_config.tracked_table, blame.obj_id::text);
+    EXECUTE format('SELECT pg_catalog.to_jsonb(pgh_now) FROM %s AS pgh_now WHERE %s',
+                   v_config.tracked_table, pghistory._object_match(v_config.tracked_table, 'pgh_now', '$1'))
+       INTO v_current USING v_obj_id;
     RETURN QUERY EXECUTE format($sql$
 WITH pgh_events AS MATERIALIZED (
     SELECT e.pgh_id, e.pgh_created_at, e.pgh_label, e.pgh_data, e.pgh_diff, e.pgh_context_id, e.pgh_context,
@@ -45,7 +45,7 @@ SELECT c.column_name::text,
          ORDER BY e.pgh_id DESC LIMIT 1) AS b ON true
  ORDER BY c.ord$sql$,
         pghistory._event_kind_expression(v_config.trackers, 'e.pgh_label'))
-        USING v_config.tracked_table, blame.obj_id::text, v_current,
+        USING v_config.tracked_table, v_obj_id, v_current,
               v_config.tracked_table, v_config.fields, v_config.exclude;
 END
 $$;

@@ -5,7 +5,7 @@
 -- ---------------------------------------------------------------------------
 
 -- The single-column primary key of a table: its name and type. No row when
--- the table has no primary key or a composite one (then pgh_obj_id is NULL).
+-- the table has no primary key or a composite one (see _object_key()).
 CREATE OR REPLACE FUNCTION pghistory._primary_key(p_table regclass)
 RETURNS TABLE (column_name name, column_type text)
 LANGUAGE sql STABLE

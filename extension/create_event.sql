@@ -7,8 +7,10 @@
 -- label registered for the table (usually a manual_event), linked to the
 -- active context. obj_id is given as text here; the overload below takes
 -- it in the key's own type.
--- Refuses untracked tables, unknown labels, tables without a single-column
--- primary key and keys that match no row. Returns the event's pgh_id.
+-- obj_id of a table with a composite primary key is the key as a JSON
+-- array: '[1, "a"]'.
+-- Refuses untracked tables, unknown labels, tables without a primary key
+-- and keys that match no row. Returns the event's pgh_id.
 CREATE OR REPLACE FUNCTION pghistory.create_event(tbl regclass, obj_id text, label text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -17,7 +19,7 @@ AS $$
 DECLARE
     v_config pghistory.tracked;
     v_labels text[];
-    v_pk record;
+    v_obj_id text;
     v_lists record;
     v_context_id uuid := pghistory.current_context_id();
     v_context jsonb;
@@ -37,9 +39,8 @@ BEGIN
                   HINT = format('Register the label with track(%L, trackers => ARRAY[..., pghistory.manual_event(%L)]).',
                                 create_event.tbl::text, create_event.label);
     END IF;
-    SELECT * INTO v_pk FROM pghistory._primary_key(create_event.tbl);
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'pghistory: % has no single-column primary key, so its rows cannot be named by obj_id',
+    IF pghistory._object_key(create_event.tbl, 'new') IS NULL THEN
+        RAISE EXCEPTION 'pghistory: % has no primary key, so its rows cannot be named by obj_id',
                 create_event.tbl
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'Add a primary key to the table, or record the change by writing the row.';
@@ -50,13 +51,18 @@ BEGIN
 
     SELECT l.target, l.vals INTO v_lists
       FROM pghistory._snapshot_lists(v_config, 'new', '$2', '$3', '$4') AS l;
-    EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s AS new WHERE new.%I = $1::%s RETURNING pgh_id',
+    v_obj_id := pghistory._canonical_obj_id(v_config.event_table, create_event.tbl, create_event.obj_id);
+    EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s AS new WHERE %s RETURNING pgh_id',
                    v_config.event_table, v_lists.target, v_lists.vals,
-                   pghistory._qualified_name(create_event.tbl), v_pk.column_name, v_pk.column_type)
+                   pghistory._qualified_name(create_event.tbl),
+                   pghistory._object_match(create_event.tbl, 'new', '$1'))
        INTO v_pgh_id
-      USING create_event.obj_id, create_event.label, v_context_id, v_context;
+      USING v_obj_id, create_event.label, v_context_id, v_context;
     IF v_pgh_id IS NULL THEN
-        RAISE EXCEPTION 'pghistory: % has no row with % = %', create_event.tbl, quote_ident(v_pk.column_name),
+        RAISE EXCEPTION 'pghistory: % has no row with % = %', create_event.tbl,
+                (SELECT CASE WHEN count(*) = 1 THEN min(quote_ident(k.column_name))
+                             ELSE '(' || string_agg(quote_ident(k.column_name), ', ' ORDER BY k.n) || ')' END
+                   FROM pghistory._key_columns(create_event.tbl) WITH ORDINALITY AS k(column_name, column_type, n)),
                 quote_literal(create_event.obj_id)
             USING ERRCODE = 'no_data_found',
                   HINT = 'create_event snapshots an existing row; check the key.';

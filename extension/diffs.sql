@@ -27,7 +27,7 @@
 -- The kind of an event is looked up by its label among the table's current
 -- trackers; labels no tracker has (any more) count as 'new' snapshots,
 -- except 'insert', 'delete' and 'truncate', which keep their default kind.
--- Rows without pgh_obj_id (tables without a single-column primary key)
+-- Rows without pgh_obj_id (tables without a primary key)
 -- cannot be told apart, so their updates have no diff.
 -- ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_event_table regclass;
-    v_obj_id_type text := coalesce((SELECT column_type FROM pghistory._primary_key(p_tracked)), 'text');
+    v_obj_id_type text := pghistory._object_key_type(p_tracked);
 BEGIN
     EXECUTE format($sql$
         CREATE TABLE %I.%I (

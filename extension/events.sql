@@ -97,7 +97,7 @@ BEGIN
     END IF;
 
     IF v_whole_histories THEN
-        -- Rows without pgh_obj_id (tables without a single-column key)
+        -- Rows without pgh_obj_id (tables without a primary key)
         -- belong to no object: they have no neighbours.
         v_from := format($sql$(SELECT pgh_event,
                CASE WHEN pgh_event.pgh_obj_id IS NOT NULL THEN lag(pgh_event) OVER pgh_object END AS pgh_prev,
@@ -187,7 +187,7 @@ DECLARE
     v_query text;
     v_queries text[] := '{}'::text[];
     v_read_context boolean := has_table_privilege('pghistory.context', 'SELECT');
-    v_obj_id_type text;
+    v_obj_id text;
     -- the filters given, by name
     v_filters text[] := ARRAY(SELECT f.name
                                 FROM (VALUES ('obj_id', events.obj_id IS NOT NULL),
@@ -213,17 +213,7 @@ BEGIN
                                     'GRANT SELECT ON %s TO %I.', v_source.event_table, current_user);
         END IF;
         IF events.obj_id IS NOT NULL THEN
-            SELECT format_type(a.atttypid, a.atttypmod) INTO v_obj_id_type
-              FROM pg_catalog.pg_attribute AS a
-             WHERE a.attrelid = v_source.event_table AND a.attname = 'pgh_obj_id' AND NOT a.attisdropped;
-            BEGIN
-                EXECUTE format('SELECT $1::%s', v_obj_id_type) USING events.obj_id;
-            EXCEPTION WHEN data_exception THEN
-                RAISE EXCEPTION 'pghistory: obj_id % is not a valid key of % (%)',
-                        quote_literal(events.obj_id), events.tbl, v_obj_id_type
-                    USING ERRCODE = 'invalid_parameter_value',
-                          HINT = 'obj_id is the value of the row''s primary key, as text.';
-            END;
+            v_obj_id := pghistory._canonical_obj_id(v_source.event_table, events.tbl, events.obj_id);
         END IF;
         v_query := pghistory._events_query(v_source.event_table, v_source.obj_model, v_source.trackers,
                                            v_read_context, v_filters);
@@ -237,7 +227,7 @@ BEGIN
     RETURN QUERY EXECUTE
         'SELECT * FROM (' || array_to_string(v_queries, E'\nUNION ALL') || E'\n) AS pgh_events\n'
         || 'ORDER BY pgh_events.pgh_created_at, pgh_events.pgh_id, pgh_events.pgh_model'
-        USING events.obj_id, events.since, events.until, events.labels, events.context_id;
+        USING v_obj_id, events.since, events.until, events.labels, events.context_id;
 END
 $$;
 COMMENT ON FUNCTION pghistory.events(regclass, text, timestamptz, timestamptz, text[], uuid) IS

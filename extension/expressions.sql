@@ -34,12 +34,12 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_pk name := (SELECT column_name FROM pghistory._primary_key(p_config.tracked_table));
+    v_key text := pghistory._object_key(p_config.tracked_table, p_source);
     v_columns text[] := ARRAY(SELECT column_name FROM pghistory._tracked_columns(
                                   p_config.tracked_table, p_config.fields, p_config.exclude));
 BEGIN
     target := 'pgh_label, pgh_obj_id';
-    vals := p_label || ', ' || CASE WHEN v_pk IS NULL THEN 'NULL' ELSE p_source || '.' || pghistory._quoted(v_pk) END;
+    vals := p_label || ', ' || coalesce(v_key, 'NULL');
     IF p_config.context IN ('fk', 'json') THEN
         target := target || ', pgh_context_id';
         vals := vals || ', ' || p_context_id;

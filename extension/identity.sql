@@ -5,15 +5,52 @@
 -- ---------------------------------------------------------------------------
 
 -- The SQL expression of the object identity of row p_alias of p_tracked,
--- in the type of its event table's pgh_obj_id: the primary key column.
--- NULL when the table has no primary key the identity is made from.
+-- in the type of its event table's pgh_obj_id: the primary key column, or
+-- for a composite key the key as a JSON array in key order, as text
+-- ('[1, "a"]': jsonb's output, so one key has one spelling). NULL when the
+-- table has no primary key.
 CREATE OR REPLACE FUNCTION pghistory._object_key(p_tracked regclass, p_alias text)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT p_alias || '.' || pghistory._quoted(k.column_name)
-      FROM pghistory._primary_key(p_tracked) AS k
+    SELECT CASE WHEN count(*) = 1 THEN min(p_alias || '.' || pghistory._quoted(k.column_name))
+                WHEN count(*) > 1
+                THEN format('pg_catalog.jsonb_build_array(%s)::text',
+                            string_agg(p_alias || '.' || pghistory._quoted(k.column_name), ', ' ORDER BY k.n)) END
+      FROM pghistory._key_columns(p_tracked) WITH ORDINALITY AS k(column_name, column_type, n)
+$$;
+
+-- The type pgh_obj_id has in the event table of p_tracked: that of a
+-- single-column primary key, text otherwise (a composite key's JSON array;
+-- NULL for a table without a key).
+CREATE OR REPLACE FUNCTION pghistory._object_key_type(p_tracked regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN count(*) = 1 THEN min(k.column_type) ELSE 'text' END
+      FROM pghistory._key_columns(p_tracked) AS k
+$$;
+
+-- A condition that holds for the row p_alias of p_tracked whose identity
+-- is p_obj_id (an SQL expression of type text, as _canonical_obj_id()
+-- returns it), written on the key columns so that it uses the primary
+-- key's index: alias.id = $1::integer, or (alias.a, alias.b) =
+-- (($1::jsonb ->> 0)::integer, ($1::jsonb ->> 1)::text).
+CREATE OR REPLACE FUNCTION pghistory._object_match(p_tracked regclass, p_alias text, p_obj_id text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN count(*) = 1
+                THEN format('%s.%s = (%s)::%s', p_alias, pghistory._quoted(min(k.column_name)), p_obj_id, min(k.column_type))
+                WHEN count(*) > 1
+                THEN format('(%s) = (%s)',
+                            string_agg(p_alias || '.' || pghistory._quoted(k.column_name), ', ' ORDER BY k.n),
+                            string_agg(format('((%s)::jsonb ->> %s)::%s', p_obj_id, k.n - 1, k.column_type), ', '
+                                       ORDER BY k.n)) END
+      FROM pghistory._key_columns(p_tracked) WITH ORDINALITY AS k(column_name, column_type, n)
 $$;
 
 -- The type of an event table's pgh_obj_id, as format_type() spells it.
@@ -111,27 +148,61 @@ AS $$
                   || ARRAY(SELECT k.label FROM unnest(p_trackers) AS k WHERE k.operation <> 'manual'))
 $$;
 
--- Refuses p_obj_id when it is not a value of p_event_table's pgh_obj_id
--- (p_table names the table in the message).
-CREATE OR REPLACE FUNCTION pghistory._check_obj_id(p_event_table regclass, p_table regclass, p_obj_id text)
-RETURNS void
+-- p_obj_id, an object identity given by a caller, spelt as p_event_table
+-- stores it: a single-column key's value in its type's text ('01' is
+-- '1'), a composite key's JSON array rebuilt from its elements cast to the
+-- key columns' types ('["1","a"]' is '[1, "a"]'). p_table (tracked or
+-- event table) names the table in messages and gives the key columns.
+-- Refuses NULL and values that are no key of the table.
+CREATE OR REPLACE FUNCTION pghistory._canonical_obj_id(p_event_table regclass, p_table regclass, p_obj_id text)
+RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_type text := pghistory._obj_id_type(p_event_table);
+    v_tracked regclass := coalesce((SELECT t.tracked_table FROM pghistory.tracked AS t
+                                     WHERE t.event_table = p_event_table), p_table);
+    v_columns text;
+    v_elements text;
+    v_count integer;
+    v_json jsonb;
+    v_result text;
 BEGIN
     IF p_obj_id IS NULL THEN
         RAISE EXCEPTION 'pghistory: obj_id must not be NULL'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'obj_id is the value of the row''s primary key.';
     END IF;
-    EXECUTE format('SELECT $1::%s', v_type) USING p_obj_id;
-EXCEPTION WHEN data_exception THEN
-    RAISE EXCEPTION 'pghistory: obj_id % is not a valid key of % (%)', quote_literal(p_obj_id),
-            pghistory._qualified_name(p_table), v_type
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'obj_id is the value of the row''s primary key.';
+    SELECT count(*), string_agg(format('%I', k.column_name), ', ' ORDER BY k.n),
+           string_agg(format('($1 ->> %s)::%s', k.n - 1, k.column_type), ', ' ORDER BY k.n)
+      INTO v_count, v_columns, v_elements
+      FROM pghistory._key_columns(v_tracked) WITH ORDINALITY AS k(column_name, column_type, n);
+    BEGIN
+        IF v_count > 1 AND v_type = 'text' THEN
+            v_json := p_obj_id::jsonb;
+            IF jsonb_typeof(v_json) = 'array' AND jsonb_array_length(v_json) = v_count THEN
+                EXECUTE format('SELECT pg_catalog.jsonb_build_array(%s)::text', v_elements) INTO v_result USING v_json;
+            END IF;
+        ELSE
+            EXECUTE format('SELECT $1::%s::text', v_type) INTO v_result USING p_obj_id;
+        END IF;
+    EXCEPTION WHEN data_exception THEN
+        v_result := NULL;
+    END;
+    IF v_result IS NULL AND v_count > 1 AND v_type = 'text' THEN
+        RAISE EXCEPTION 'pghistory: obj_id % is not a valid key of % (a JSON array of %)', quote_literal(p_obj_id),
+                pghistory._qualified_name(p_table), v_columns
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('The identity of a row of a table with a composite primary key is its key as a '
+                                'JSON array, in key order: ''[%s]''.', v_columns);
+    ELSIF v_result IS NULL THEN
+        RAISE EXCEPTION 'pghistory: obj_id % is not a valid key of % (%)', quote_literal(p_obj_id),
+                pghistory._qualified_name(p_table), v_type
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'obj_id is the value of the row''s primary key.';
+    END IF;
+    RETURN v_result;
 END
 $$;
 

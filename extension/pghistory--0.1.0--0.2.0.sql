@@ -89,3 +89,32 @@ $$;
 
 -- pghistory.tracking shows trackers as the calls that make them (text[])
 DROP VIEW pghistory.tracking;
+
+-- A table with a composite primary key has an object identity from 0.2.0
+-- on: pgh_obj_id (text in 0.1.0 already, and NULL) holds the key as a JSON
+-- array in key order (identity.sql). Events 0.1.0 recorded get theirs from
+-- the key columns they hold, when the event table has all of them.
+DO $$
+DECLARE
+    v_table record;
+BEGIN
+    FOR v_table IN
+        SELECT t.event_table, string_agg(format('e.%I', a.attname), ', ' ORDER BY k.n) AS key_columns
+          FROM pghistory.tracked AS t
+          JOIN pg_catalog.pg_index AS i ON i.indrelid = t.tracked_table AND i.indisprimary AND i.indnkeyatts > 1
+         CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, n)
+          JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE (SELECT format_type(o.atttypid, o.atttypmod) FROM pg_catalog.pg_attribute AS o
+                 WHERE o.attrelid = t.event_table AND o.attname = 'pgh_obj_id' AND NOT o.attisdropped) = 'text'
+         GROUP BY t.event_table, i.indnkeyatts
+        HAVING count(*) FILTER (WHERE EXISTS (SELECT FROM pg_catalog.pg_attribute AS e
+                                               WHERE e.attrelid = t.event_table AND e.attname = a.attname
+                                                 AND NOT e.attisdropped)) = i.indnkeyatts
+    LOOP
+        SET LOCAL pghistory.allow_history_changes = on;
+        EXECUTE format('UPDATE %s AS e SET pgh_obj_id = pg_catalog.jsonb_build_array(%s)::text WHERE e.pgh_obj_id IS NULL',
+                       v_table.event_table, v_table.key_columns);
+        RESET pghistory.allow_history_changes;
+    END LOOP;
+END
+$$;

@@ -26,7 +26,7 @@ AS $$
                                       a.attname, a.atttypid, a.atttypmod, a.attcollation))
                              FROM pg_catalog.pg_attribute AS a
                             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-               'key', (SELECT k.column_name FROM pghistory._primary_key(c.oid) AS k),
+               'key', (SELECT jsonb_agg(k.column_name) FROM pghistory._key_columns(c.oid) AS k),
                'tree', (SELECT jsonb_agg(r.relid::oid ORDER BY r.relid::oid)
                           FROM pghistory._table_tree(c.oid) AS r),
                'event_columns', (SELECT jsonb_agg(e.attname ORDER BY e.attnum)
@@ -116,7 +116,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_column record;
-    v_key record;
+    v_key_type text;
 BEGIN
     -- the event table: new columns added, changed types converted
     PERFORM pghistory._add_event_columns(p_config);
@@ -137,13 +137,12 @@ BEGIN
         PERFORM pghistory._convert_event_column(p_config.event_table, v_column.column_name,
                                                 v_column.column_type, v_column.collation, p_tracked);
     END LOOP;
-    -- pgh_obj_id follows the type of the primary key
-    SELECT k.column_name, k.column_type INTO v_key FROM pghistory._primary_key(p_tracked) AS k;
-    IF FOUND AND v_key.column_type IS DISTINCT FROM (
+    -- pgh_obj_id follows the type of the primary key (text for a composite one)
+    v_key_type := pghistory._object_key_type(p_tracked);
+    IF pghistory._object_key(p_tracked, 'r') IS NOT NULL AND v_key_type IS DISTINCT FROM (
             SELECT format_type(e.atttypid, e.atttypmod) FROM pg_catalog.pg_attribute AS e
              WHERE e.attrelid = p_config.event_table AND e.attname = 'pgh_obj_id' AND NOT e.attisdropped) THEN
-        PERFORM pghistory._convert_event_column(p_config.event_table, 'pgh_obj_id', v_key.column_type, '',
-                                                p_tracked);
+        PERFORM pghistory._convert_event_column(p_config.event_table, 'pgh_obj_id', v_key_type, '', p_tracked);
     END IF;
 END
 $$;
