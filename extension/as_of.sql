@@ -46,28 +46,38 @@ BEGIN
       INTO v_columns
       FROM pg_catalog.pg_attribute AS a
      WHERE a.attrelid = p_config.tracked_table AND a.attnum > 0 AND NOT a.attisdropped;
+    -- pgh_later: the objects an event touched since p_at, each with, from
+    -- one pass over their events: the last one before p_at that is no
+    -- 'old' snapshot (before_id), the last delete before p_at (deleted_id:
+    -- the row was gone when it is before_id), and its first event and
+    -- first baseline (the same event: known as that baseline from before).
+    -- Then one probe of the event table's primary key per such object (the
+    -- OFFSET 0 keeps it a probe, not a hash of the whole event table).
     RETURN format($sql$
 WITH pgh_later AS MATERIALIZED (
-    SELECT DISTINCT pgh_event.pgh_obj_id FROM %1$s AS pgh_event
-     WHERE pgh_event.pgh_created_at >= %2$s%3$s)
+    SELECT pgh_event.pgh_obj_id,
+           max(pgh_event.pgh_id) FILTER (WHERE pgh_event.pgh_created_at < %2$s AND %9$s <> 'o') AS before_id,
+           max(pgh_event.pgh_id) FILTER (WHERE pgh_event.pgh_created_at < %2$s AND %9$s = 'd') AS deleted_id,
+           min(pgh_event.pgh_id) AS first_id,
+           min(pgh_event.pgh_id) FILTER (WHERE %11$s) AS baseline_id
+      FROM %1$s AS pgh_event
+     WHERE pgh_event.pgh_obj_id IN (SELECT pgh_since.pgh_obj_id FROM %1$s AS pgh_since
+                                     WHERE pgh_since.pgh_created_at >= %2$s%3$s)
+     GROUP BY pgh_event.pgh_obj_id)
 SELECT pgh_now.* FROM %4$s AS pgh_now
  WHERE NOT EXISTS (SELECT FROM pgh_later WHERE pgh_later.pgh_obj_id = %5$s)%6$s%7$s
 UNION ALL
 SELECT %8$s
   FROM pgh_later
-  LEFT JOIN LATERAL (SELECT pgh_event.pgh_id, pgh_event.pgh_label FROM %1$s AS pgh_event
-                      WHERE pgh_event.pgh_obj_id = pgh_later.pgh_obj_id AND pgh_event.pgh_created_at < %2$s
-                        AND %9$s <> 'o'
-                      ORDER BY pgh_event.pgh_id DESC LIMIT 1) AS pgh_before ON true
-  LEFT JOIN LATERAL (SELECT pgh_event.pgh_id, pgh_event.pgh_label FROM %1$s AS pgh_event
-                      WHERE pgh_event.pgh_obj_id = pgh_later.pgh_obj_id
-                      ORDER BY pgh_event.pgh_id LIMIT 1) AS pgh_first ON pgh_before.pgh_id IS NULL AND %10$L
-  JOIN %1$s AS pgh_state
-    ON pgh_state.pgh_id = CASE WHEN pgh_before.pgh_id IS NOT NULL
-                               THEN CASE WHEN %11$s <> 'd' THEN pgh_before.pgh_id END
-                               WHEN %12$s THEN pgh_first.pgh_id END$sql$,
+ CROSS JOIN LATERAL (
+       SELECT * FROM %1$s AS pgh_event
+        WHERE pgh_event.pgh_id = CASE WHEN pgh_later.before_id IS NOT NULL
+                                      THEN nullif(pgh_later.before_id, pgh_later.deleted_id)
+                                      WHEN %10$L AND pgh_later.first_id = pgh_later.baseline_id
+                                      THEN pgh_later.first_id END
+       OFFSET 0) AS pgh_state$sql$,
         p_config.event_table, p_at,
-        CASE WHEN v_objects IS NOT NULL THEN format(' AND pgh_event.pgh_obj_id = ANY (%s)', v_objects) ELSE '' END,
+        CASE WHEN v_objects IS NOT NULL THEN format(' AND pgh_since.pgh_obj_id = ANY (%s)', v_objects) ELSE '' END,
         p_config.tracked_table, v_key,
         CASE WHEN p_since_tracking THEN '' ELSE format(
             E'\n   AND EXISTS (SELECT FROM %s AS pgh_event WHERE pgh_event.pgh_obj_id = %s AND pgh_event.pgh_created_at < %s)',
@@ -76,8 +86,7 @@ SELECT %8$s
         v_columns,
         pghistory._event_kind_expression(p_config.trackers, 'pgh_event.pgh_label'),
         p_since_tracking,
-        pghistory._event_kind_expression(p_config.trackers, 'pgh_before.pgh_label'),
-        pghistory._baseline_expression(p_config.trackers, 'pgh_first.pgh_label'));
+        pghistory._baseline_expression(p_config.trackers, 'pgh_event.pgh_label'));
 END
 $$;
 
@@ -111,6 +120,7 @@ RETURNS SETOF anyelement
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET work_mem = '64MB'  -- the objects changed since `at` aggregated in memory, not spilled
 AS $$
 DECLARE
     v_config pghistory.tracked := pghistory._time_travel_config(
