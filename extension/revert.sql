@@ -35,13 +35,13 @@ $$;
 
 -- The columns revert() works with, once it has checked that the snapshots
 -- of p_event_table can put a row of p_tracked back: the table has a
--- single-column primary key (key, key_type) and every column of it is
--- recorded. columns: the table's columns; settable: those an UPDATE may
+-- primary key (the object identity, see identity.sql) and every column of
+-- it is recorded. columns: the table's columns; settable: those an UPDATE may
 -- set; insertable: those an INSERT may set; dropped: recorded columns the
 -- table no longer has. Refuses tables without such a key and event tables
 -- that do not record every column (fields/exclude).
 CREATE OR REPLACE FUNCTION pghistory._revert_columns(p_tracked regclass, p_event_table regclass,
-    OUT key name, OUT key_type text, OUT columns text[], OUT settable text[], OUT insertable text[],
+    OUT columns text[], OUT settable text[], OUT insertable text[],
     OUT dropped text[])
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -50,9 +50,8 @@ DECLARE
     v_config pghistory.tracked;
     v_missing text;
 BEGIN
-    SELECT k.column_name, k.column_type INTO key, key_type FROM pghistory._primary_key(p_tracked) AS k;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'pghistory: % has no single-column primary key, so revert() cannot tell which row an event is about',
+    IF pghistory._object_key(p_tracked, 't') IS NULL THEN
+        RAISE EXCEPTION 'pghistory: % has no primary key, so revert() cannot tell which row an event is about',
                 p_tracked
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'Add a primary key to the table; events recorded from then on can be reverted.';
@@ -74,7 +73,8 @@ BEGIN
     END IF;
     SELECT array_agg(a.attname::text ORDER BY a.attnum),
            array_agg(a.attname::text ORDER BY a.attnum)
-               FILTER (WHERE a.attgenerated = '' AND a.attidentity <> 'a' AND a.attname <> key),
+               FILTER (WHERE a.attgenerated = '' AND a.attidentity <> 'a'
+                         AND a.attname NOT IN (SELECT k.column_name FROM pghistory._key_columns(p_tracked) AS k)),
            array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attgenerated = '')
       INTO columns, settable, insertable
       FROM pg_catalog.pg_attribute AS a
@@ -115,7 +115,7 @@ BEGIN
                                 p_event_table::text);
     END IF;
     IF v_obj_id IS NULL THEN
-        RAISE EXCEPTION '%: the event has no pgh_obj_id (it was recorded while the table had no single-column primary key)',
+        RAISE EXCEPTION '%: the event has no pgh_obj_id (it was recorded while the table had no primary key)',
                 v_failure
             USING ERRCODE = 'feature_not_supported';
     END IF;
@@ -146,7 +146,7 @@ $$;
 -- records such a change.
 -- Refuses event tables of untracked tables, event tables that do not
 -- record every column of the table (fields/exclude), tables without a
--- single-column primary key, unknown pgh_ids, snapshots holding a value
+-- primary key, unknown pgh_ids, snapshots holding a value
 -- for a column dropped since, and snapshots a constraint now rejects.
 CREATE OR REPLACE FUNCTION pghistory.revert(event_table regclass, pgh_id bigint)
 RETURNS bigint
@@ -169,7 +169,7 @@ BEGIN
 
     -- lock the row (when it exists) so that the events the revert writes
     -- are the only ones for it from here on
-    EXECUTE format('SELECT true FROM %s AS t WHERE t.%I = $1::%s FOR UPDATE', v_tracked, v_cols.key, v_cols.key_type)
+    EXECUTE format('SELECT true FROM %s AS t WHERE %s FOR UPDATE', v_tracked, pghistory._object_match(v_tracked, 't', '$1'))
        INTO v_exists USING v_obj_id;
     v_exists := coalesce(v_exists, false);
     EXECUTE format('SELECT max(e.pgh_id) FROM %s AS e', revert.event_table) INTO v_before;
@@ -177,13 +177,13 @@ BEGIN
     BEGIN
         IF v_exists AND cardinality(v_cols.settable) > 0 THEN
             EXECUTE format('UPDATE %1$s AS t SET (%2$s) = ROW(%3$s) FROM %4$s AS pgh_row '
-                           'WHERE pgh_row.pgh_id = $1 AND t.%5$I = pgh_row.pgh_obj_id AND %6$s',
+                           'WHERE pgh_row.pgh_id = $1 AND %5$s AND %6$s',
                            v_tracked,
                            array_to_string(ARRAY(SELECT format('%I', c) FROM unnest(v_cols.settable) AS c), ', '),
                            array_to_string(ARRAY(SELECT format('pgh_row.%I', c) FROM unnest(v_cols.settable) AS c), ', '),
-                           revert.event_table, v_cols.key,
+                           revert.event_table, pghistory._object_match(v_tracked, 't', '$2'),
                            pghistory._changed_expression(v_tracked, v_cols.columns, 't', 'pgh_row'))
-               USING revert.pgh_id;
+               USING revert.pgh_id, v_obj_id;
         ELSIF NOT v_exists THEN
             EXECUTE format('INSERT INTO %1$s AS t (%2$s) OVERRIDING SYSTEM VALUE SELECT %3$s FROM %4$s AS pgh_row '
                            'WHERE pgh_row.pgh_id = $1',
@@ -203,7 +203,7 @@ BEGIN
     END;
 
     EXECUTE format('SELECT max(e.pgh_id) FROM %s AS e WHERE e.pgh_id > $1 AND e.pgh_obj_id = $2::%s',
-                   revert.event_table, v_cols.key_type)
+                   revert.event_table, pghistory._obj_id_type(revert.event_table))
        INTO v_written USING coalesce(v_before, 0), v_obj_id;
     RETURN v_written;
 END

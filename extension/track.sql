@@ -39,7 +39,7 @@ END
 $$;
 
 -- Says, the first time a table is tracked, what a table without an object
--- identity (a single-column primary key) goes without. Returns nothing.
+-- identity (no primary key at all) goes without. Returns nothing.
 CREATE OR REPLACE FUNCTION pghistory._notice_without_identity(p_table regclass)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -47,12 +47,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF pghistory._object_key(p_table, 'r') IS NULL THEN
-        RAISE NOTICE 'pghistory: % has %, so its events will have no pgh_obj_id', p_table,
-                CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_index AS i WHERE i.indrelid = p_table AND i.indisprimary)
-                     THEN 'a composite primary key' ELSE 'no primary key' END
+        RAISE NOTICE 'pghistory: % has no primary key, so its events will have no pgh_obj_id', p_table
             USING DETAIL = 'Without it there are no per-object histories (events(obj_id)), no update diffs, and no '
                            'create_event(), revert(), backfill(), as_of(), changes(), blame() or revert_context().',
-                  HINT = 'Give the table a single-column primary key (then run track() again) for all of these.';
+                  HINT = 'Give the table a primary key (then run track() again) for all of these.';
     END IF;
 END
 $$;

@@ -465,7 +465,7 @@ def test_revert_refusals(conn, orders):
     conn.execute("SELECT pghistory.track('log')")
     conn.execute("INSERT INTO log VALUES ('a')")
     assert error(conn, "SELECT pghistory.revert('log_event', 1)") == (
-        "0A000", "pghistory: public.log has no single-column primary key, so revert() cannot tell which row an event is about")
+        "0A000", "pghistory: public.log has no primary key, so revert() cannot tell which row an event is about")
 
     conn.execute("CREATE TABLE partial (id int PRIMARY KEY, a text, b text, c text)")
     conn.execute("SELECT pghistory.track('partial', exclude => '{b,c}')")

@@ -50,12 +50,14 @@ def test_table_without_primary_key_is_tracked_with_null_obj_id(conn, level):
         ("update", None, 1, "z"), ("update", None, 1, "z"), ("delete", None, 2, "y")]
 
 
-def test_composite_primary_key_is_tracked_with_null_obj_id(conn):
+def test_composite_primary_key_is_tracked_with_the_key_as_a_json_array(conn):
     conn.execute("CREATE TABLE t (a int, b int, v text, PRIMARY KEY (a, b))")
     conn.execute("SELECT pghistory.track('t', trackers => ARRAY[pghistory.insert_event(), pghistory.manual_event('m')])")
     conn.execute("INSERT INTO t VALUES (1, 2, 'x')")
-    assert events(conn, "t_event", "pgh_label, pgh_obj_id, a, b, v") == [("insert", None, 1, 2, "x")]
-    with pytest.raises(psycopg.errors.FeatureNotSupported, match="has no single-column primary key"):
+    conn.execute("SELECT pghistory.create_event('t', '[1, 2]', 'm')")
+    assert events(conn, "t_event", "pgh_label, pgh_obj_id, a, b, v") == [
+        ("insert", "[1, 2]", 1, 2, "x"), ("m", "[1, 2]", 1, 2, "x")]
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="is not a valid key of public.t"):
         conn.execute("SELECT pghistory.create_event('t', 1, 'm')")
 
 
