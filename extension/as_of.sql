@@ -82,7 +82,9 @@ SELECT %8$s
         CASE WHEN p_since_tracking THEN '' ELSE format(
             E'\n   AND EXISTS (SELECT FROM %s AS pgh_event WHERE pgh_event.pgh_obj_id = %s AND pgh_event.pgh_created_at < %s)',
             p_config.event_table, v_key, p_at) END,
-        CASE WHEN v_objects IS NOT NULL THEN format(E'\n   AND %s = ANY (%s)', v_key, v_objects) ELSE '' END,
+        -- on the key columns, so that a composite key's index is used too
+        CASE WHEN v_objects IS NOT NULL THEN format(E'\n   AND EXISTS (SELECT FROM unnest(%s) AS pgh_object(obj_id) WHERE %s)',
+            v_objects, pghistory._object_match(p_config.tracked_table, 'pgh_now', 'pgh_object.obj_id')) ELSE '' END,
         v_columns,
         pghistory._event_kind_expression(p_config.trackers, 'pgh_event.pgh_label'),
         p_since_tracking,

@@ -161,7 +161,10 @@ $$;
 -- pghistory.aggregate_events. tbl is a tracked table, or an event table
 -- (also one kept after untrack()); obj_id a primary key value of tbl, as
 -- text; since (inclusive) and until (exclusive) bound pgh_created_at;
--- labels and context_id keep the events that have them. The filters are
+-- labels and context_id keep the events that have them; changed keeps
+-- those whose pgh_diff names one of its columns ("who changed status":
+-- changed => '{status}'; inserts, deletes and first events, which have no
+-- diff of columns, are left out). The other filters are
 -- written into each event table's query, so one object's history is an
 -- index lookup; diffs are those of the unfiltered history.
 -- Runs with the caller's rights: event tables the caller may not read are
@@ -174,7 +177,8 @@ CREATE OR REPLACE FUNCTION pghistory.events(tbl        regclass    DEFAULT NULL,
                                  since      timestamptz DEFAULT NULL,
                                  until      timestamptz DEFAULT NULL,
                                  labels     text[]      DEFAULT NULL,
-                                 context_id uuid        DEFAULT NULL)
+                                 context_id uuid        DEFAULT NULL,
+                                 changed    text[]      DEFAULT NULL)
 RETURNS TABLE (pgh_slug text, pgh_model text, pgh_id bigint, pgh_created_at timestamptz, pgh_label text,
                pgh_data jsonb, pgh_diff jsonb, pgh_context_id uuid, pgh_context jsonb,
                pgh_obj_model text, pgh_obj_id text)
@@ -226,12 +230,13 @@ BEGIN
     END IF;
     RETURN QUERY EXECUTE
         'SELECT * FROM (' || array_to_string(v_queries, E'\nUNION ALL') || E'\n) AS pgh_events\n'
+        || CASE WHEN events.changed IS NOT NULL THEN E'WHERE pgh_events.pgh_diff ?| $6\n' ELSE '' END
         || 'ORDER BY pgh_events.pgh_created_at, pgh_events.pgh_id, pgh_events.pgh_model'
-        USING v_obj_id, events.since, events.until, events.labels, events.context_id;
+        USING v_obj_id, events.since, events.until, events.labels, events.context_id, events.changed;
 END
 $$;
-COMMENT ON FUNCTION pghistory.events(regclass, text, timestamptz, timestamptz, text[], uuid) IS
-    'pghistory: the history of one object, one table or every tracked table the caller may read, oldest first, with pgh_data and pgh_diff; filters by obj_id, since, until, labels, context_id';
+COMMENT ON FUNCTION pghistory.events(regclass, text, timestamptz, timestamptz, text[], uuid, text[]) IS
+    'pghistory: the history of one object, one table or every tracked table the caller may read, oldest first, with pgh_data and pgh_diff; filters by obj_id, since, until, labels, context_id, changed';
 
 -- Every event of every tracked table, oldest first: pghistory.events()
 -- without filters. Filter with events() instead of a WHERE on the view:
@@ -252,12 +257,13 @@ CREATE OR REPLACE FUNCTION pghistory.events(tbl        regclass,
                                  since      timestamptz DEFAULT NULL,
                                  until      timestamptz DEFAULT NULL,
                                  labels     text[]      DEFAULT NULL,
-                                 context_id uuid        DEFAULT NULL)
+                                 context_id uuid        DEFAULT NULL,
+                                 changed    text[]      DEFAULT NULL)
 RETURNS TABLE (pgh_slug text, pgh_model text, pgh_id bigint, pgh_created_at timestamptz, pgh_label text,
                pgh_data jsonb, pgh_diff jsonb, pgh_context_id uuid, pgh_context jsonb,
                pgh_obj_model text, pgh_obj_id text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT * FROM pghistory.events(tbl, obj_id::text, since, until, labels, context_id) $$;
-COMMENT ON FUNCTION pghistory.events(regclass, anycompatible, timestamptz, timestamptz, text[], uuid) IS
+AS $$ SELECT * FROM pghistory.events(tbl, obj_id::text, since, until, labels, context_id, changed) $$;
+COMMENT ON FUNCTION pghistory.events(regclass, anycompatible, timestamptz, timestamptz, text[], uuid, text[]) IS
     'pghistory: events() with obj_id in the type of the primary key';

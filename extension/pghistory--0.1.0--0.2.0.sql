@@ -118,3 +118,8 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- events() takes changed (events whose diff names one of those columns);
+-- aggregate_events reads through it and is made again by the code parts
+DROP VIEW pghistory.aggregate_events;
+DROP FUNCTION pghistory.events(regclass, text, timestamptz, timestamptz, text[], uuid);

@@ -34,7 +34,7 @@ def test_every_public_function_and_view_has_a_comment(conn):
            AND (p.proname NOT LIKE '\\_%' OR c.relkind = 'v' AND c.relname NOT LIKE '\\_%')
          ORDER BY 1""").fetchall()
     names = [name for name, _ in public]
-    assert "pghistory.events(regclass,text,timestamp with time zone,timestamp with time zone,text[],uuid)" in names
+    assert "pghistory.events(regclass,text,timestamp with time zone,timestamp with time zone,text[],uuid,text[])" in names
     assert "pghistory.tracking" in names and "pghistory.aggregate_events" in names
     for name, comment in public:
         assert comment is None or comment.startswith("pghistory: "), (name, comment)

@@ -301,3 +301,15 @@ def test_track_says_what_a_table_without_an_identity_will_lack(conn):
               "create_event(), revert(), backfill(), as_of(), changes(), blame() or revert_context().")
     assert notices == [  # a composite key is an identity too: only the table without a key is told
         ("pghistory: public.nokey has no primary key, so its events will have no pgh_obj_id", detail)]
+
+
+def test_events_changed_keeps_the_events_whose_diff_names_a_column(conn, orders):
+    conn.execute("UPDATE orders SET amount = 11 WHERE id = 1")
+    conn.execute("UPDATE orders SET amount = 22, status = 'paid' WHERE id = 2")
+    assert rows(conn, "SELECT pgh_obj_id, pgh_diff FROM pghistory.events('orders', changed => '{status}')") == [
+        ("1", {"status": ["new", "paid"]}), ("2", {"status": ["again", "paid"], "amount": [21, 22]})]
+    assert rows(conn, "SELECT pgh_obj_id FROM pghistory.events('orders', changed => '{status,amount}')") == [
+        ("1",), ("1",), ("2",)]
+    assert rows(conn, "SELECT pgh_obj_id FROM pghistory.events(changed => '{amount}')") == [("1",), ("2",)]
+    assert rows(conn, "SELECT pgh_obj_id FROM pghistory.events('orders', 2, changed => '{amount}')") == [("2",)]
+    assert rows(conn, "SELECT * FROM pghistory.events('orders', changed => '{nosuch}')") == []
