@@ -5,44 +5,92 @@
 -- ---------------------------------------------------------------------------
 
 -- For every event table with a policy (pghistory.history_policy) that the
--- caller owns: makes its partitions ahead (and moves rows out of the
--- default partition into partitions of their own), then applies its
--- retention. Idempotent; one maintain() at a time (another one running
--- returns at once, doing nothing); writers go on, but for the moment a
--- partition is made or dropped. Returns a row per event table.
-CREATE OR REPLACE FUNCTION pghistory.maintain()
-RETURNS TABLE (event_table regclass, partitions_made int, events_pruned bigint)
+-- caller owns: applies its retention, makes its partitions ahead (and
+-- moves rows out of the default partition into partitions of their own)
+-- and drops the partitions retention let go. Idempotent; one maintain() at
+-- a time (another one running returns at once, doing nothing). Every lock
+-- is waited for at most lock_timeout; what could not be locked in time is
+-- named in busy and left for the next run. The row work of every table
+-- comes first (locks writers never wait for), the partitions made and
+-- dropped last: their ACCESS EXCLUSIVE locks last until the transaction
+-- ends, so writers wait for them only at the end, and at most lock_timeout
+-- for each table. Returns a row per event table.
+CREATE OR REPLACE FUNCTION pghistory.maintain(lock_timeout interval DEFAULT interval '1 second')
+RETURNS TABLE (event_table regclass, partitions_made int, events_pruned bigint, busy regclass[])
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_lock_timeout text := pghistory._bound_locks(maintain.lock_timeout);
     v_policy pghistory.history_policy;
+    v_tables pghistory.history_policy[] := '{}'::pghistory.history_policy[];
+    v_pruned bigint[] := '{}'::bigint[];
+    v_drops text[] := '{}'::text[]; -- oid[] literals: the partitions to drop, NULL when the table is busy
+    v_drop regclass[];
+    v_dropped bigint;
+    v_removed bigint;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('pghistory'), hashtext('maintain')) THEN
+        PERFORM set_config('lock_timeout', v_lock_timeout, true);
         RETURN;
     END IF;
     PERFORM pghistory._forget_dropped_policies();
+    -- the rows: locks writers never wait for
     FOR v_policy IN SELECT p.* FROM pghistory.history_policy AS p
                      WHERE pghistory._owns(p.event_table) ORDER BY p.event_table::oid LOOP
-        maintain.event_table := v_policy.event_table;
-        maintain.partitions_made := 0;
-        maintain.events_pruned := 0;
-        EXECUTE format('LOCK TABLE %s IN SHARE UPDATE EXCLUSIVE MODE', v_policy.event_table);
-        IF v_policy.partition_by IS NOT NULL
-           AND (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = v_policy.event_table) = 'p' THEN
-            maintain.partitions_made := pghistory._make_partitions(v_policy.event_table, v_policy.partition_by);
-        END IF;
-        IF v_policy.keep IS NOT NULL THEN
-            maintain.events_pruned := pghistory.prune(v_policy.event_table, now() - v_policy.keep,
+        v_removed := 0;
+        v_drop := '{}'::regclass[];
+        IF NOT pghistory._lock_for_maintenance(v_policy.event_table) THEN
+            v_drop := NULL;
+        ELSIF v_policy.keep IS NOT NULL THEN
+            v_drop := pghistory._droppable_partitions(v_policy.event_table, now() - v_policy.keep,
                                                       v_policy.keep_latest);
+            v_removed := pghistory._delete_prunable(v_policy.event_table, now() - v_policy.keep,
+                                                    v_policy.keep_latest, v_drop);
+            IF v_removed IS NULL THEN
+                v_drop := NULL;
+            END IF;
+        END IF;
+        v_tables := v_tables || v_policy;
+        v_pruned := v_pruned || coalesce(v_removed, 0);
+        v_drops := v_drops || v_drop::oid[]::text;
+    END LOOP;
+    -- the partitions: ACCESS EXCLUSIVE, each table's taken once and kept
+    FOR i IN 1 .. cardinality(v_tables) LOOP
+        maintain.event_table := (v_tables[i]).event_table;
+        maintain.partitions_made := 0;
+        maintain.events_pruned := v_pruned[i];
+        maintain.busy := '{}'::regclass[];
+        v_drop := v_drops[i]::oid[]::regclass[];
+        IF v_drop IS NULL THEN
+            maintain.busy := ARRAY[maintain.event_table];
+        ELSE
+            IF (v_tables[i]).partition_by IS NOT NULL
+               AND (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = maintain.event_table) = 'p' THEN
+                BEGIN
+                    maintain.partitions_made := pghistory._make_partitions(maintain.event_table,
+                                                                           (v_tables[i]).partition_by);
+                EXCEPTION WHEN lock_not_available THEN
+                    maintain.busy := ARRAY[maintain.event_table];
+                END;
+            END IF;
+            IF cardinality(maintain.busy) = 0 THEN
+                v_dropped := pghistory._drop_partitions(maintain.event_table, v_drop);
+                IF v_dropped IS NULL THEN
+                    maintain.busy := v_drop;
+                END IF;
+                maintain.events_pruned := maintain.events_pruned + coalesce(v_dropped, 0);
+            END IF;
         END IF;
         RETURN NEXT;
     END LOOP;
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
 END
 $$;
-COMMENT ON FUNCTION pghistory.maintain() IS
-    'pghistory: make partitions ahead and apply retention, for the event tables the caller owns; '
-    'idempotent, one at a time; what pg_cron or cron calls';
+COMMENT ON FUNCTION pghistory.maintain(interval) IS
+    'pghistory: apply retention and make partitions ahead, for the event tables the caller owns; '
+    'idempotent, one at a time, each lock waited for at most lock_timeout (busy: what was left for the '
+    'next run); what pg_cron or cron calls';
 
 -- Moves the pgh_id identity of every event table the caller owns past the
 -- largest pgh_id there is: sequences are not replicated, so after a

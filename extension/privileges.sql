@@ -80,9 +80,9 @@ GRANT SELECT ON pghistory.redaction TO PUBLIC;
 -- with the caller's rights and refuse (or skip) event tables the caller
 -- does not own: for everyone.
 GRANT EXECUTE ON FUNCTION pghistory.set_retention(regclass, interval, boolean),
-                          pghistory.prune(regclass, timestamptz, boolean),
-                          pghistory.prune(regclass, interval, boolean),
+                          pghistory.prune(regclass, timestamptz, boolean, interval),
+                          pghistory.prune(regclass, interval, boolean, interval),
                           pghistory.redact(regclass, text, text[], text[]),
                           pghistory.redact(regclass, anyelement, text[], text[]),
-                          pghistory.maintain(),
+                          pghistory.maintain(interval),
                           pghistory.reset_identities() TO PUBLIC;

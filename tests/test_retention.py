@@ -4,7 +4,11 @@ owner may; writers go on meanwhile. And reset_identities(), the fix after a fail
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -132,6 +136,119 @@ def test_writers_go_on_during_prune(orders, connect):
     assert pruned == 2 + 2991
     assert rows(c, "SELECT id FROM orders_event WHERE id >= 10000 ORDER BY pgh_id") == [(i,) for i in written]
     assert value(c, "SELECT count(*) FROM orders_event WHERE id BETWEEN 10 AND 3000") == 2991
+
+
+@contextlib.contextmanager
+def timed_writer(connect: Callable[..., psycopg.Connection[Any]]) -> Iterator[list[float]]:
+    """A writer inserting into orders throughout the block; yields how long each insert took."""
+    took: list[float] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        w = connect()
+        try:
+            i = 20000
+            while not stop.is_set():
+                i += 1
+                start = time.monotonic()
+                w.execute("INSERT INTO orders VALUES (%s, 'new')", (i,))
+                took.append(time.monotonic() - start)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    while not took and not failures:
+        time.sleep(0.01)
+    try:
+        yield took
+    finally:
+        stop.set()
+        thread.join()
+    assert failures == []
+
+
+@pytest.fixture
+def old_partition(conn: psycopg.Connection[Any]) -> tuple[psycopg.Connection[Any], str]:
+    """orders, its event table partitioned by month, with three events 100 days old in a
+    partition of their own; returns that partition."""
+    c = conn
+    c.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+    c.execute("SELECT pghistory.track('orders')")
+    c.execute("INSERT INTO orders VALUES (1, 'new'), (2, 'new')")
+    c.execute("UPDATE orders SET status = 'paid' WHERE id = 1")
+    backdate(c, 100, "true")
+    c.execute("SELECT pghistory.track('orders', partition_by => interval '1 month')")
+    return c, value(c, "SELECT DISTINCT tableoid::regclass::text FROM orders_event")
+
+
+def reading(connect: Callable[..., psycopg.Connection[Any]]) -> psycopg.Connection[Any]:
+    """A transaction that read the whole event table and goes on (a long report, say): it holds
+    ACCESS SHARE on the event table and on every partition until it ends."""
+    reader = connect(autocommit=False)
+    reader.execute("SELECT count(*) FROM orders_event").fetchone()
+    return reader
+
+
+def test_prune_waits_for_a_long_reader_at_most_lock_timeout(old_partition, connect):
+    c, old = old_partition
+    reader = reading(connect)
+    # (statement_timeout: without a bound on its locks, prune() would wait for the reader for ever)
+    p = connect(options="-c statement_timeout=20s")
+    warnings: list[str] = []
+    p.add_notice_handler(lambda d: warnings.append(f"{d.severity}: {d.message_primary}"))
+    with timed_writer(connect) as took:
+        start = time.monotonic()
+        removed = value(p, "SELECT pghistory.prune('orders', interval '30 days', keep_latest => false, "
+                           "lock_timeout => interval '200 milliseconds')")
+        elapsed = time.monotonic() - start
+        time.sleep(0.3)  # the writer goes on while the reader still reads
+        during = len(took)
+    assert removed == 0 and elapsed < 5
+    # (the partitions before the cutoff: the old events' one and the empty ones after it)
+    assert len(warnings) == 1 and re.fullmatch(
+        r"WARNING: pghistory: prune\(\) left the partitions (public\.orders_event_p\d{8}, )*"
+        rf"public\.{old}(, public\.orders_event_p\d{{8}})* for the next run: in use by another session for "
+        r"longer than 00:00:00\.2", warnings[0]), warnings
+    # writers waited for the DROP's lock request at most lock_timeout, not for the reader
+    assert during > 3 and max(took) < 3, took
+    assert value(c, "SELECT count(*) FROM orders_event WHERE id < 3") == 3
+    reader.rollback()
+    # the next run finishes the job
+    assert value(p, "SELECT pghistory.prune('orders', interval '30 days', keep_latest => false)") == 3
+    assert value(c, "SELECT to_regclass(%s)", old) is None
+    assert value(c, "SELECT count(*) FROM orders_event WHERE id < 3") == 0
+
+
+def test_maintain_waits_for_a_long_reader_at_most_lock_timeout(old_partition, connect):
+    c, old = old_partition
+    c.execute("SELECT pghistory.set_retention('orders', interval '30 days', keep_latest => false)")
+    # an event far ahead lands in the default partition: maintain() must make its partition
+    c.execute("INSERT INTO orders_event (pgh_created_at, pgh_label, pgh_obj_id) "
+              "VALUES (now() + interval '1 year', 'manual', -1)")
+    reader = reading(connect)
+    m = connect(options="-c statement_timeout=20s")
+    with timed_writer(connect) as took:
+        start = time.monotonic()
+        ran = rows(m, "SELECT event_table::text, partitions_made, events_pruned, busy::text[] "
+                      "FROM pghistory.maintain(lock_timeout => interval '200 milliseconds')")
+        elapsed = time.monotonic() - start
+        time.sleep(0.3)
+        during = len(took)
+    # the partition could not be attached (the reader holds the default partition), so nothing
+    # of the table's partitions was touched: all of it is left for the next run, and said so
+    assert ran == [("orders_event", 0, 0, ["orders_event"])] and elapsed < 5
+    assert during > 3 and max(took) < 3, took
+    assert value(c, "SELECT count(*) FROM orders_event WHERE id < 3") == 3
+    reader.rollback()
+    assert rows(m, "SELECT event_table::text, partitions_made, events_pruned, busy::text[] "
+                   "FROM pghistory.maintain()") == [("orders_event", 1, 3, [])]
+    assert value(c, "SELECT to_regclass(%s)", old) is None
+    assert value(c, "SELECT count(*) FROM ONLY orders_event_default") == 0
+    with pytest.raises(psycopg.errors.InvalidParameterValue,
+                       match=r"^pghistory: lock_timeout 00:00:00 is not a lock timeout\n"):
+        m.execute("SELECT * FROM pghistory.maintain(lock_timeout => interval '0')")
 
 
 def test_reset_identities_after_a_failover(orders):
