@@ -5,6 +5,26 @@
 -- writers (pghistory.history_policy: partition size and retention)
 -- ---------------------------------------------------------------------------
 
+-- Refuses a session user without the rights of p_event_table's owner;
+-- p_action says what was refused ("only the owner of t can <p_action>").
+-- The check of the SECURITY DEFINER writers of pghistory's own tables
+-- (_set_policy(), _record_redaction()): session_user, as current_user is
+-- the extension's owner there.
+CREATE OR REPLACE FUNCTION pghistory._check_event_table_owner(p_event_table regclass, p_action text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class AS c
+                    WHERE c.oid = p_event_table AND pg_has_role(session_user, c.relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'pghistory: only the owner of % can %', p_event_table, p_action
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Log in as the owner of the event table or as a member of that role.';
+    END IF;
+END
+$$;
+
 -- Sets the policy of an event table: its partition size (kept when
 -- p_partition_by is NULL) and, when p_set_retention, its retention (keep
 -- NULL: none). Refuses a session user without the rights of the event
@@ -18,12 +38,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class AS c
-                    WHERE c.oid = p_event_table AND pg_has_role(session_user, c.relowner, 'USAGE')) THEN
-        RAISE EXCEPTION 'pghistory: only the owner of % can change its partitioning or retention', p_event_table
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Log in as the owner of the event table or as a member of that role.';
-    END IF;
+    PERFORM pghistory._check_event_table_owner(p_event_table, 'change its partitioning or retention');
     INSERT INTO pghistory.history_policy AS p (event_table, partition_by, keep, keep_latest)
     VALUES (p_event_table, p_partition_by, p_keep, coalesce(p_keep_latest, true))
     ON CONFLICT (event_table) DO UPDATE

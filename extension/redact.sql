@@ -5,7 +5,7 @@
 -- ---------------------------------------------------------------------------
 
 -- Records a redaction. Refuses a session user without the rights of the
--- event table's owner. SECURITY DEFINER (only the extension's owner writes
+-- event table's owner (_check_event_table_owner()). SECURITY DEFINER (only the extension's owner writes
 -- pghistory.redaction); EXECUTE stays with PUBLIC: it records only what the
 -- owner did through redact().
 CREATE OR REPLACE FUNCTION pghistory._record_redaction(p_event_table regclass, p_obj_id text, p_columns text[],
@@ -15,12 +15,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class AS c
-                    WHERE c.oid = p_event_table AND pg_has_role(session_user, c.relowner, 'USAGE')) THEN
-        RAISE EXCEPTION 'pghistory: only the owner of % can record a redaction of its history', p_event_table
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Log in as the owner of the event table or as a member of that role.';
-    END IF;
+    PERFORM pghistory._check_event_table_owner(p_event_table, 'record a redaction of its history');
     INSERT INTO pghistory.redaction (event_table, obj_id, columns, context_keys, events)
     VALUES (p_event_table, p_obj_id, p_columns, coalesce(p_context_keys, '{}'), p_events);
 END

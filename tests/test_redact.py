@@ -99,3 +99,20 @@ def test_only_the_event_tables_owner_redacts(customers, make_role, connect):
     assert value(o, "SELECT pghistory.redact('customers', 1, columns => '{phone}')") == 2
     assert rows(o, "SELECT redacted_by::text, columns FROM pghistory.redaction") == [(owner, ["phone"])]
     assert rows(connect(writer), "SELECT * FROM pghistory.redaction") == []
+
+
+def test_the_definer_writers_of_policies_and_redactions_check_the_session_user(customers, make_role, connect):
+    # _record_redaction() and _set_policy() write pghistory's own tables as the extension's owner
+    # and are callable by everyone: each refuses a session user who does not own the event table
+    c = customers
+    w = connect(make_role("pgh_writer"))
+    for call, action in [
+            ("SELECT pghistory._record_redaction('customers_event', '1', '{email}', NULL, 2)",
+             "record a redaction of its history"),
+            ("SELECT pghistory._set_policy('customers_event', NULL, true, interval '1 day', false)",
+             "change its partitioning or retention")]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match=rf"^pghistory: only the owner of public\.customers_event can {action}\n"):
+            w.execute(call)
+    assert value(c, "SELECT count(*) FROM pghistory.redaction") == 0
+    assert value(c, "SELECT count(*) FROM pghistory.history_policy WHERE keep IS NOT NULL") == 0
