@@ -180,7 +180,7 @@ def test_one_round_trip_per_transaction_and_none_without_a_context(conn, dsn, or
             with_context = round_trips(hconn, tmp_path, lambda: write(2))
     assert without == ['Query "BEGIN"', "Sync", "Sync", 'Query "COMMIT"']
     assert with_context == [
-        'Query "BEGIN"', 'Query "SELECT pg_catalog.set_confi', "Sync", "Sync", 'Query "COMMIT"'
+        'Query "BEGIN"', 'Query "SET LOCAL citus.propagate_s', "Sync", "Sync", 'Query "COMMIT"'
     ]
 
 

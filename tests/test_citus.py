@@ -213,3 +213,57 @@ def test_shard_move(coord: psycopg.Connection[Any], cluster: harness.CitusCluste
     assert rows(coord, "SELECT pgh_label, id FROM travelling_event WHERE pgh_label = 'truncate'") == [("truncate", 1)]
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="is append-only history; DELETE is refused"):
         coord.execute("DELETE FROM travelling_event WHERE id = 1")
+
+
+def test_python_binding_context_reaches_the_shards(coord: psycopg.Connection[Any],
+                                                   cluster: harness.CitusCluster) -> None:
+    """pgh.context (local, and the call form in a transaction), the ambient context of
+    HistoryConnection (sync and async) and pgh.ignore(local=True) set their values by SET LOCAL,
+    which Citus passes on to the workers where the events are written."""
+    import asyncio
+
+    import pghistory as pgh
+
+    distributed(coord, "bound")
+    coord.execute("SELECT pghistory.track('bound', context => 'json')")
+    dsn = cluster.coordinator.dsn()
+    with psycopg.connect(dsn) as conn:
+        with conn.transaction(), pgh.context(conn, local=True, user="alice") as block:
+            conn.execute("INSERT INTO bound SELECT g FROM generate_series(1, 4) AS g")  # every shard
+            pgh.context(conn, reason="refund")  # merged, at once
+            conn.execute("UPDATE bound SET status = 'paid' WHERE id = 1")
+        with conn.transaction(), pgh.ignore(conn, local=True):
+            conn.execute("UPDATE bound SET status = 'ignored'")
+    with pgh.context(user="bob") as ambient:
+        with pgh.HistoryConnection.connect(dsn) as hconn:
+            hconn.execute("UPDATE bound SET amount = 2 WHERE id = 2")
+            hconn.commit()
+
+        async def write() -> None:
+            async with await pgh.AsyncHistoryConnection.connect(dsn) as aconn:
+                await aconn.execute("UPDATE bound SET amount = 3 WHERE id = 3")
+                await aconn.commit()
+
+        asyncio.run(write())
+    alice, bob = str(block.id), str(ambient.id)
+    assert rows(coord, "SELECT pgh_label, id, pgh_context_id::text, pgh_context FROM bound_event"
+                       " ORDER BY pgh_label <> 'insert', id") == [
+        ("insert", 1, alice, {"user": "alice"}), ("insert", 2, alice, {"user": "alice"}),
+        ("insert", 3, alice, {"user": "alice"}), ("insert", 4, alice, {"user": "alice"}),
+        ("update", 1, alice, {"user": "alice", "reason": "refund"}),
+        ("update", 2, bob, {"user": "bob"}), ("update", 3, bob, {"user": "bob"})]
+    # the four ids were on more than one worker, so the context crossed to both
+    assert value(coord, "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'bound'::regclass"
+                        " AND shardid IN (SELECT get_shard_id_for_distribution_column('bound', g)"
+                        " FROM generate_series(1, 4) AS g)") == 2
+
+
+def test_session_context_does_not_reach_the_shards(coord: psycopg.Connection[Any]) -> None:
+    """What Citus does not pass on (README): a context set for the session."""
+    import pghistory as pgh
+
+    distributed(coord, "sessioned")
+    coord.execute("SELECT pghistory.track('sessioned', context => 'json')")
+    with pgh.context(coord, user="alice"):
+        coord.execute("INSERT INTO sessioned VALUES (1)")
+    assert rows(coord, "SELECT pgh_context_id, pgh_context FROM sessioned_event") == [(None, None)]

@@ -19,10 +19,11 @@ id and merged keys stay until it ends; a frame is shared, not copied, by the
 tasks and threads that inherit it, so metadata a FastAPI dependency adds in
 the threadpool is seen by the request that awaits it.
 
-Applying it is transaction-scoped (``set_config(..., true)``, the ``SET LOCAL``
-semantics) and done by `Applier`, one per connection: before a statement, it
-compares what the transaction carries with what the ambient context wants,
-and sends one ``set_config`` statement only when they differ (at most once
+Applying it is transaction-scoped (``SET LOCAL``, in the form Citus passes
+on to its nodes: `._settings`) and done by `Applier`, one per connection:
+before a statement, it compares what the transaction carries with what the
+ambient context wants, and sends one script of ``SET LOCAL`` statements
+(one round trip) only when they differ (at most once
 per transaction, unless metadata changes in the middle of one). Nothing is
 ever left on the connection after its transaction, so it is safe behind
 transaction poolers (PgBouncer in transaction mode, RDS Proxy, Supavisor).
@@ -38,16 +39,23 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID, uuid4
 
+from psycopg import sql
+
 from ._metadata import check_metadata, dump_metadata
-from ._settings import CONTEXT_ID, CONTEXT_METADATA
+from ._settings import CONTEXT_ID, CONTEXT_METADATA, set_local, set_local_statements
 from .errors import ContextError
 
-#: The one statement that applies (or clears) the ambient context in a
-#: transaction; its parameters come from `Applier.pending`.
-APPLY_SQL = (
-    "SELECT pg_catalog.set_config('" + CONTEXT_ID + "', %s, true),"
-    " pg_catalog.set_config('" + CONTEXT_METADATA + "', %s, true)"
-)
+
+def apply_statements(params: tuple[str, str]) -> list[sql.Composed]:
+    """The statements that apply (or clear) the ambient context in a
+    transaction, ``SET LOCAL`` in the form Citus propagates (`._settings`);
+    *params* (id, metadata) come from `Applier.pending`."""
+    return set_local_statements({CONTEXT_ID: params[0], CONTEXT_METADATA: params[1]})
+
+
+def apply_script(params: tuple[str, str]) -> sql.Composed:
+    """`apply_statements` as one script: one round trip."""
+    return set_local({CONTEXT_ID: params[0], CONTEXT_METADATA: params[1]})
 
 
 @dataclass(eq=False)
@@ -254,7 +262,7 @@ class Applier:
     """What one connection's current transaction carries of the ambient context.
 
     `pending()` says what to send before the next statement (the parameters
-    of `APPLY_SQL`) or None; `sent()` records that it was sent; `new_transaction()`
+    of `apply_script`) or None; `sent()` records that it was sent; `new_transaction()`
     forgets it (a transaction began, or a savepoint holding it rolled back).
     """
 

@@ -3,8 +3,8 @@
 `HistoryConnection` and `AsyncHistoryConnection` are `psycopg.Connection`
 and `psycopg.AsyncConnection` that, before a statement, apply the ambient
 context (`pghistory.context(**metadata)`) to the transaction the statement
-runs in, transaction-scoped, with at most one ``set_config`` statement per
-transaction and none outside a context. Make them with ``.connect()``, or
+runs in, transaction-scoped, with at most one script of ``SET LOCAL``
+statements (one round trip) per transaction and none outside a context. Make them with ``.connect()``, or
 give them to a pool::
 
     pool = psycopg_pool.ConnectionPool(dsn, connection_class=pgh.HistoryConnection,
@@ -25,19 +25,31 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, generators, pq
+from psycopg._encodings import conn_encoding
+from psycopg.abc import PQGen
 from psycopg.pq import TransactionStatus
 
-from ._ambient import APPLY_SQL, Applier
+from ._ambient import Applier, apply_script, apply_statements
 
 _IDLE = TransactionStatus.IDLE
 _INTRANS = TransactionStatus.INTRANS
 
 
-def _statement(params: tuple[str, str]) -> sql.Composed:
-    """`APPLY_SQL` with its values bound client-side (the simple protocol, no
-    prepared statement: what a transaction pooler accepts)."""
-    return sql.SQL(APPLY_SQL.replace("%s", "{}")).format(*(sql.Literal(p) for p in params))
+def _script(conn: Any, params: tuple[str, str]) -> PQGen[None]:
+    """Send `apply_script` as one simple Query (no prepared statement: what
+    a transaction pooler accepts) and check each of its results; in pipeline
+    mode, queue its statements one by one (a pipeline takes one statement
+    per query, and sends them together anyway)."""
+    if conn._pipeline:
+        for stmt in apply_statements(params):
+            yield from conn._exec_command(stmt)
+        return
+    conn.pgconn.send_query(apply_script(params).as_bytes(conn))
+    results = yield from generators.execute(conn.pgconn)
+    for result in results:
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise errors.error_from_result(result, encoding=conn_encoding(conn))
 
 
 class _Mixin:
@@ -57,7 +69,7 @@ class _Mixin:
         if pending is None:
             return
         state, params = pending
-        yield from self._exec_command(_statement(params))  # type: ignore[attr-defined]
+        yield from _script(self, params)
         self._pgh_applier.sent(state)
 
 

@@ -16,14 +16,15 @@ from psycopg import sql
 
 from ._blocks import AsyncBlock, ConnT, SyncBlock
 from ._ops import Execute, Gen, check_connection_message
-from ._settings import ENABLED, NOW, Scope, apply, finish, set_config
+from ._settings import ENABLED, NOW, Scope, apply, finish, set_config, set_local
 from .errors import ContextError
 
 _SWITCH_OFF = sql.SQL(
     "WITH previous AS MATERIALIZED"
     " (SELECT pg_catalog.current_setting('pghistory.enabled', true) AS value)"
-    " SELECT value, pg_catalog.set_config('pghistory.enabled', 'off', {}), {} FROM previous"
-)
+    " SELECT value, pg_catalog.set_config('pghistory.enabled', 'off', false), {} FROM previous"
+).format(NOW)
+_PREVIOUS = sql.SQL("SELECT pg_catalog.current_setting('pghistory.enabled', true)")
 
 
 class BaseIgnore(Generic[ConnT]):
@@ -37,7 +38,10 @@ class BaseIgnore(Generic[ConnT]):
     def _enter_gen(self) -> Gen[None]:
         if self._previous is not None:
             raise ContextError("this pghistory.ignore() block is already entered")
-        stmt = Execute(_SWITCH_OFF.format(sql.Literal(self._scope.local), NOW))
+        if self._scope.local:  # the previous value first: its rows are the first result
+            stmt = Execute(_PREVIOUS + sql.SQL("; ") + set_local({ENABLED: "off"}), None)
+        else:
+            stmt = Execute(_SWITCH_OFF)
         rows = yield from apply(self._conn, stmt, self._scope, entry=True)
         self._previous = rows[0][0] or ""
 

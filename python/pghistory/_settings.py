@@ -33,6 +33,11 @@ Leaving a block (`finish`), session mode:
 
 Leaving a block, local mode: clear inside the transaction if it is still
 open; a finished transaction took the values with it.
+
+Transaction-scoped values are set by ``SET LOCAL`` statements (`set_local`),
+the one form Citus passes on to the nodes where the events of distributed
+tables are written; session values by ``set_config()``, which Citus never
+passes on (README, "Distributed tables (Citus)").
 """
 
 from __future__ import annotations
@@ -60,20 +65,47 @@ ENABLED = "pghistory.enabled"
 
 
 def set_config(values: Mapping[str, str], is_local: bool) -> Execute:
-    """One statement setting every name in *values* (``set_config()``).
-
-    Like every statement given to `apply`, its last column is ``now()``.
-    """
+    """One statement setting every name in *values*: for the session
+    (``set_config()``, its last column ``now()``, as `apply` needs), or for
+    the transaction (`set_local`, no rows)."""
+    if is_local:
+        return Execute(set_local(values), None)
     calls = [
-        sql.SQL("pg_catalog.set_config({}, {}, {})").format(
-            sql.Placeholder(), sql.Placeholder(), sql.Placeholder()
-        )
+        sql.SQL("pg_catalog.set_config({}, {}, false)").format(sql.Placeholder(), sql.Placeholder())
         for _ in values
     ]
     params: list[Any] = []
     for name, value in values.items():
-        params += [name, value, is_local]
+        params += [name, value]
     return Execute(sql.SQL("SELECT ") + sql.SQL(", ").join([*calls, NOW]), params)
+
+
+#: Citus passes settings on to the nodes a transaction writes on (whose
+#: triggers write the events of distributed tables) only when they are set
+#: by ``SET LOCAL``, and only while this is 'local' (never those set by
+#: ``set_config()``). Elsewhere it is an unused placeholder setting.
+_PROPAGATE = sql.SQL("SET LOCAL citus.propagate_set_commands = 'local'")
+
+
+def set_local_statements(values: Mapping[str, str]) -> list[sql.Composed]:
+    """The ``SET LOCAL`` statements setting every name in *values* for the
+    current transaction, in the form Citus propagates (`_PROPAGATE` first)."""
+    return [
+        sql.Composed([_PROPAGATE]),
+        *(
+            sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(*name.split(".")), sql.Literal(value))
+            for name, value in values.items()
+        ),
+    ]
+
+
+def set_local(values: Mapping[str, str]) -> sql.Composed:
+    """`set_local_statements` as one script, one round trip (the simple protocol).
+
+    (Citus passes on the text of the whole script for each of its ``SET
+    LOCAL`` statements, so the nodes run it more than once: harmless, each
+    statement sets the same value again.)"""
+    return sql.SQL("; ").join(set_local_statements(values))
 
 
 NOW = sql.SQL("pg_catalog.now()")
@@ -92,7 +124,7 @@ class Scope:
 
 def apply(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
           stmt: Execute, scope: Scope, *, entry: bool) -> Gen[list[Row]]:
-    """Run *stmt* (which sets settings, and ends with ``now()``) by the entry
+    """Run *stmt* (which sets settings, and ends with ``now()`` unless local) by the entry
     rules above, noting in *scope* what it learns; returns its rows."""
     status = conn.info.transaction_status
     if scope.local and status == IDLE and conn.autocommit:
@@ -112,8 +144,8 @@ def apply(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
         raise
     if status == IDLE and not scope.local:
         scope.durable = True
-    if entry and status != IDLE:
-        scope.entered_in = rows[0][-1]
+    if entry and status != IDLE and not scope.local:
+        scope.entered_in = rows[0][-1]  # _began_inside() needs it; local mode never does
     return rows
 
 

@@ -3,8 +3,9 @@
 Every transaction an instrumented `Engine` or `AsyncEngine` runs (Core
 connections and ORM sessions alike) carries the ambient context
 (``pghistory.context(**metadata)``) active when its statements run,
-transaction-scoped: one ``set_config(..., true)`` statement before the
-first statement of the transaction, none outside a context, nothing left
+transaction-scoped: one script of ``SET LOCAL`` statements (one round
+trip, the form Citus passes on to its nodes) before the first statement of
+the transaction, none outside a context, nothing left
 on the pooled connection after. It hooks SQLAlchemy's event API
 (``begin``, ``rollback_savepoint``, ``before_cursor_execute``) and supports
 the psycopg (3) driver, ``postgresql+psycopg://``.
@@ -25,7 +26,7 @@ except ImportError as ex:  # pragma: no cover - exercised by a subprocess test
         "pghistory.sqlalchemy needs SQLAlchemy 2: pip install 'pghistory[sqlalchemy]'"
     ) from ex
 
-from ._ambient import APPLY_SQL, Applier
+from ._ambient import Applier, apply_script
 
 __all__ = ["instrument"]
 
@@ -48,7 +49,7 @@ def _on_begin(conn: Connection) -> None:
 
 
 def _on_rollback_savepoint(conn: Connection, name: str, context: Any) -> None:
-    # the savepoint may have held the set_config: send it again if needed
+    # the savepoint may have held the SET LOCAL: send it again if needed
     _applier(conn).new_transaction()
 
 
@@ -65,7 +66,7 @@ def _before_cursor_execute(
     state, params = pending
     apply_cursor = dbapi_conn.cursor()
     try:
-        apply_cursor.execute(APPLY_SQL, params)
+        apply_cursor.execute(apply_script(params))
     finally:
         apply_cursor.close()
     applier.sent(state)

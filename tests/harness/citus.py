@@ -9,23 +9,21 @@ cached as ``$PGH_CACHE/pg<major>-citus-<v>``, so that installing Citus never
 changes the builds the rest of the suite uses; pghistory is `make install`-ed into
 the copy by the caller, as into any build. Citus is built from
 ``<repo>/../shared/vendor/citus-<v>-min.tar.gz`` (CI keeps a copy of shared/ beside
-the clone) with ``--without-libcurl --without-lz4``, and with Debian's libzstd-dev:
-the PostgreSQL builds are made with zstd, which turns on Citus's columnar zstd code
-whatever its configure is told. Where the tarball, the build or the major is
+the clone) with ``--without-libcurl --without-lz4``, and with Debian's libzstd-dev
+and libkrb5-dev: the PostgreSQL builds are made with zstd, which turns on Citus's
+columnar zstd code whatever its configure is told, and with GSSAPI, whose header
+their libpq-be.h includes. Where the tarball, the build or the major is
 missing, `Unavailable` says why, for ``pytest.skip``.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import tarfile
-import tempfile
 from pathlib import Path
 
 from .builds import Build, _ensure_cache, _lock, _make_world_readable, cached_build, fetch_build
 from .packages import debian_packages
-from .pgtle import VENDOR, Unavailable
+from .pgtle import VENDOR, Unavailable, build_from_source
 from .servers import Server
 
 CITUS_VERSION = "14.0.1"
@@ -45,31 +43,18 @@ def _check_citus(major: int, version: str) -> Path:
     for tool in ("make", "cc"):
         if shutil.which(tool) is None:
             raise Unavailable(f"Citus's build needs {tool}, which is not on PATH")
-    reason = debian_packages("libzstd-dev")
+    reason = debian_packages("libzstd-dev", "libkrb5-dev")
     if reason:
         raise Unavailable(f"Citus's build {reason}")
     return tarball
 
 
 def _build_citus(tarball: Path, pg_config: Path) -> None:
-    with tempfile.TemporaryDirectory(prefix="pghistory-citus-") as tmp:
-        with tarfile.open(tarball) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:  # pragma: no cover
-                tar.extractall(tmp)  # noqa: S202
-        (src,) = [p for p in Path(tmp).iterdir() if p.is_dir()]
-        steps = [
-            ["./configure", f"PG_CONFIG={pg_config}", "--without-libcurl", "--without-lz4"],
-            ["make", "-j2"],
-            ["make", "install"],
-        ]
-        for step in steps:
-            result = subprocess.run(step, cwd=src, capture_output=True, text=True)
-            if result.returncode != 0:
-                tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-                raise Unavailable(f"Citus ({tarball.name}) did not build against {pg_config} "
-                                  f"({' '.join(step[:1])}):\n{tail}")
+    build_from_source(tarball, [
+        ["./configure", f"PG_CONFIG={pg_config}", "--without-libcurl", "--without-lz4"],
+        ["make", "-j2"],
+        ["make", "install"],
+    ], pg_config)
 
 
 def citus_build(major: int, version: str = CITUS_VERSION) -> Build:

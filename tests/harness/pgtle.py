@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 
-from .builds import ROOT, Build, _ensure_cache, _lock, _make_world_readable, cached_build, fetch_build
+from .builds import ROOT, Build, _ensure_cache, _lock, _make_world_readable, cached_build, fetch_build, unpack
 from .packages import debian_packages
 
 VENDOR = ROOT.parent / "shared" / "vendor"
@@ -49,19 +48,22 @@ def _check_pg_tle(major: int, version: str) -> Path:
     return tarball
 
 
+def build_from_source(tarball: Path, steps: list[list[str]], pg_config: Path) -> None:
+    """Unpack *tarball* (`unpack`) in a temporary directory and run *steps*
+    (commands) in its top directory; `Unavailable` with the tail of the
+    output of the step that failed."""
+    with tempfile.TemporaryDirectory(prefix=f"pghistory-{tarball.name.split('-')[0]}-") as tmp:
+        src = unpack(tarball, Path(tmp))
+        for step in steps:
+            result = subprocess.run(step, cwd=src, capture_output=True, text=True)
+            if result.returncode != 0:
+                tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+                raise Unavailable(f"{tarball.name} did not build against {pg_config} "
+                                  f"({' '.join(step[:2])}):\n{tail}")
+
+
 def _build_pg_tle(tarball: Path, pg_config: Path) -> None:
-    with tempfile.TemporaryDirectory(prefix="pghistory-pg_tle-") as tmp:
-        with tarfile.open(tarball) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:  # pragma: no cover
-                tar.extractall(tmp)  # noqa: S202
-        (src,) = [p for p in Path(tmp).iterdir() if p.is_dir()]
-        result = subprocess.run(["make", "-j2", "-C", str(src), f"PG_CONFIG={pg_config}", "install"],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-            raise Unavailable(f"pg_tle ({tarball.name}) did not build against {pg_config}:\n{tail}")
+    build_from_source(tarball, [["make", "-j2", f"PG_CONFIG={pg_config}", "install"]], pg_config)
 
 
 def bare_build(major: int, pg_tle: str | None = None) -> Build:
