@@ -64,6 +64,24 @@ BEGIN
 END
 $$;
 
+-- The command, for format(), that drops a trigger function of p_tracked
+-- once its triggers are dropped: 'DROP FUNCTION %s', with CASCADE for a
+-- distributed table. There, Citus leaves copies of the triggers that its
+-- DROP TRIGGER does not reach: the TRUNCATE trigger, which a shard move
+-- copies onto the moved shard (Citus drops no TRUNCATE trigger on shards),
+-- and every trigger of the placement a move leaves behind for deferred
+-- cleanup (pg_dist_cleanup). The DROP FUNCTION Citus sends to each node
+-- then takes them along; on the coordinator, whose triggers of the table
+-- were dropped just before, the same kinds of copies are all it can reach.
+CREATE OR REPLACE FUNCTION pghistory._citus_drop_function_command(p_tracked regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN (pghistory._citus_distribution(p_tracked)).kind = 'distributed'
+                THEN 'DROP FUNCTION %s CASCADE' ELSE 'DROP FUNCTION %s' END
+$$;
+
 -- The checks track() makes on a table Citus holds, before anything is
 -- written. Refuses reference and Citus-local tables, context => 'fk' and
 -- fields that leave out the distribution column of a distributed table.

@@ -56,6 +56,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_functions regprocedure[] := ARRAY(SELECT pghistory._tracker_functions(p_tracked));
+    v_drop text := pghistory._citus_drop_function_command(p_tracked);
     v_object record;
 BEGIN
     FOR v_object IN
@@ -68,7 +69,7 @@ BEGIN
         EXECUTE format('DROP TRIGGER %I ON %s', v_object.tgname, v_object.relation);
     END LOOP;
     FOR v_object IN SELECT f AS function FROM unnest(v_functions) AS f LOOP
-        EXECUTE format('DROP FUNCTION %s', v_object.function);
+        EXECUTE format(v_drop, v_object.function);
     END LOOP;
 END
 $$;

@@ -187,7 +187,15 @@ def test_untrack_leaves_no_trigger(coord: psycopg.Connection[Any]) -> None:
     assert rows(coord, "SELECT pgh_label, id FROM dropped_event") == [("insert", 1)]
 
 
-def test_shard_move(coord: psycopg.Connection[Any], cluster: harness.CitusCluster) -> None:
+def cleanup_after_moves(cluster: harness.CitusCluster) -> None:
+    with cluster.coordinator.connect(autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM RESET citus.defer_shard_delete_interval")
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute("CALL citus_cleanup_orphaned_resources()")
+
+
+def test_shard_move(coord: psycopg.Connection[Any], cluster: harness.CitusCluster,
+                    request: pytest.FixtureRequest) -> None:
     """A shard moved to the other worker takes its event shard along, triggers and guard included."""
     distributed(coord, "travelling")
     coord.execute("SELECT pghistory.track('travelling', context => 'json')")
@@ -197,6 +205,10 @@ def test_shard_move(coord: psycopg.Connection[Any], cluster: harness.CitusCluste
                               " WHERE s.logicalrelid = 'travelling'::regclass"
                               " AND get_shard_id_for_distribution_column('travelling', 1) = s.shardid")[0]
     target = next(w.port for w in cluster.workers if w.port != port)
+    # the placement a move leaves behind stays until the test is over (no background cleanup)
+    coord.execute("ALTER SYSTEM SET citus.defer_shard_delete_interval = -1")
+    coord.execute("SELECT pg_reload_conf()")
+    request.addfinalizer(lambda: cleanup_after_moves(cluster))
     coord.execute("SELECT citus_move_shard_placement(%s, '127.0.0.1', %s, '127.0.0.1', %s,"
                   " shard_transfer_mode => 'block_writes')", (shard, port, target))
     assert value(coord, "SELECT p.nodeport FROM pg_dist_placement JOIN pg_dist_node AS p USING (groupid)"
@@ -213,6 +225,25 @@ def test_shard_move(coord: psycopg.Connection[Any], cluster: harness.CitusCluste
     assert rows(coord, "SELECT pgh_label, id FROM travelling_event WHERE pgh_label = 'truncate'") == [("truncate", 1)]
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="is append-only history; DELETE is refused"):
         coord.execute("DELETE FROM travelling_event WHERE id = 1")
+    # untrack leaves no trigger on any shard: neither the TRUNCATE trigger copied onto the
+    # moved shard nor those of the placement the move left behind for deferred cleanup
+    assert value(coord, "SELECT count(*) FROM pg_dist_cleanup WHERE object_name = %s",
+                 f"public.travelling_{shard}") == 1
+    coord.execute("SELECT pghistory.untrack('travelling')")
+    assert shard_triggers(coord, "travelling") == {""}
+    for node in cluster.nodes:
+        with node.connect() as conn:
+            conn.execute("SET citus.override_table_visibility = off")  # show the shards in pg_class
+            assert rows(conn, "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE tgname LIKE 'pgh%%'"
+                              " AND tgrelid::regclass::text ~ '^travelling(_[0-9]+)?$'") == []
+            if node.port == port:  # the placement left behind is still there, without triggers
+                assert value(conn, "SELECT count(*) FROM pg_class WHERE relname = %s", f"travelling_{shard}") == 1
+    # and it can be tracked again
+    coord.execute("SELECT pghistory.track('travelling', context => 'json')")
+    coord.execute("UPDATE travelling SET status = 'c'")
+    assert value(coord, "SELECT count(*) FROM travelling_event WHERE status = 'c'") == 0  # it was truncated
+    coord.execute("INSERT INTO travelling VALUES (1, 'd')")
+    assert value(coord, "SELECT count(*) FROM travelling_event WHERE status = 'd'") == 1
 
 
 def test_python_binding_context_reaches_the_shards(coord: psycopg.Connection[Any],
