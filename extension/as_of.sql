@@ -52,7 +52,9 @@ BEGIN
     -- the row was gone when it is before_id), and its first event and
     -- first baseline (the same event: known as that baseline from before).
     -- Then one probe of the event table's primary key per such object (the
-    -- OFFSET 0 keeps it a probe, not a hash of the whole event table).
+    -- OFFSET 0 keeps it a probe, not a hash of the whole event table; not
+    -- on a distributed event table, where Citus plans no lateral subquery
+    -- with an OFFSET: _citus_probe_fence()).
     RETURN format($sql$
 WITH pgh_later AS MATERIALIZED (
     SELECT pgh_event.pgh_obj_id,
@@ -75,20 +77,21 @@ SELECT %8$s
                                       THEN nullif(pgh_later.before_id, pgh_later.deleted_id)
                                       WHEN %10$L AND pgh_later.first_id = pgh_later.baseline_id
                                       THEN pgh_later.first_id END
-       OFFSET 0) AS pgh_state$sql$,
+       %12$s) AS pgh_state$sql$,
         p_config.event_table, p_at,
         CASE WHEN v_objects IS NOT NULL THEN format(' AND pgh_since.pgh_obj_id = ANY (%s)', v_objects) ELSE '' END,
         p_config.tracked_table, v_key,
         CASE WHEN p_since_tracking THEN '' ELSE format(
-            E'\n   AND EXISTS (SELECT FROM %s AS pgh_event WHERE pgh_event.pgh_obj_id = %s AND pgh_event.pgh_created_at < %s)',
-            p_config.event_table, v_key, p_at) END,
+            E'\n   AND EXISTS (SELECT FROM %s AS pgh_event WHERE pgh_event.pgh_obj_id = %s AND pgh_event.pgh_created_at < %s%s)',
+            p_config.event_table, v_key, p_at, pghistory._citus_same_shard(p_config.event_table, 'pgh_event', 'pgh_now')) END,
         -- on the key columns, so that a composite key's index is used too
         CASE WHEN v_objects IS NOT NULL THEN format(E'\n   AND EXISTS (SELECT FROM unnest(%s) AS pgh_object(obj_id) WHERE %s)',
             v_objects, pghistory._object_match(p_config.tracked_table, 'pgh_now', 'pgh_object.obj_id')) ELSE '' END,
         v_columns,
         pghistory._event_kind_expression(p_config.trackers, 'pgh_event.pgh_label'),
         p_since_tracking,
-        pghistory._baseline_expression(p_config.trackers, 'pgh_event.pgh_label'));
+        pghistory._baseline_expression(p_config.trackers, 'pgh_event.pgh_label'),
+        pghistory._citus_probe_fence(p_config.event_table));
 END
 $$;
 

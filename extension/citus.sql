@@ -82,6 +82,88 @@ AS $$
                 THEN 'DROP FUNCTION %s CASCADE' ELSE 'DROP FUNCTION %s' END
 $$;
 
+-- The fence that keeps a lateral subquery over p_event_table a probe per
+-- outer row ('OFFSET 0'), or '' for a distributed event table: Citus
+-- refuses an OFFSET in a lateral subquery that references a CTE
+-- ("cannot push down this subquery"), and runs the join shard by shard.
+CREATE OR REPLACE FUNCTION pghistory._citus_probe_fence(p_event_table regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN (pghistory._citus_distribution(p_event_table)).kind = 'distributed' THEN '' ELSE 'OFFSET 0' END
+$$;
+
+-- Reading a distributed event table: the condition, to AND into a query,
+-- that tells Citus which shard holds an object's events, since it cannot
+-- know that pgh_obj_id names the row by its distribution column.
+-- _citus_same_shard(): ' AND <p_events>.<column> = <p_rows>.<column>',
+-- which makes a join of the event table with the table (or with itself)
+-- a co-located one; _citus_shard_filter(): ' AND <p_events>.<column> =
+-- <p_obj_id>::<type>', for a table whose primary key is the distribution
+-- column alone (its object identity is that value), which sends a query
+-- for one object to its one shard (a router plan). '' for any other table.
+CREATE OR REPLACE FUNCTION pghistory._citus_same_shard(p_event_table regclass, p_events text, p_rows text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_citus record := pghistory._citus_distribution(p_event_table);
+BEGIN
+    IF v_citus.kind IS DISTINCT FROM 'distributed' THEN
+        RETURN '';
+    END IF;
+    RETURN format(' AND %s.%I = %s.%2$I', p_events, v_citus.distribution_column, p_rows);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pghistory._citus_shard_filter(p_event_table regclass, p_events text, p_obj_id text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_citus record := pghistory._citus_distribution(p_event_table);
+    v_type text;
+BEGIN
+    IF v_citus.kind IS DISTINCT FROM 'distributed' THEN
+        RETURN '';
+    END IF;
+    -- a composite key's identity is a JSON array: no single value to prune by
+    SELECT format_type(a.atttypid, a.atttypmod) INTO v_type
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = p_event_table AND a.attname = v_citus.distribution_column
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS o
+                    WHERE o.attrelid = p_event_table AND o.attname = 'pgh_obj_id'
+                      AND o.atttypid <> 'jsonb'::regtype);
+    IF v_type IS NULL THEN
+        RETURN '';
+    END IF;
+    RETURN format(' AND %s.%I = (%s)::%s', p_events, v_citus.distribution_column, p_obj_id, v_type);
+END
+$$;
+
+-- Refuses revert_context() over a distributed event table, before it
+-- reads or writes anything: its plan pairs each object's events by pgh_id
+-- in lateral subqueries that Citus cannot run shard by shard.
+CREATE OR REPLACE FUNCTION pghistory._citus_check_revert_context(p_event_table regclass, p_context_id uuid)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (pghistory._citus_distribution(p_event_table)).kind = 'distributed' THEN
+        RAISE EXCEPTION 'pghistory: revert_context() does not revert the Citus-distributed table whose history is %',
+                p_event_table
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = format('Revert its rows one by one with pghistory.revert(%L, pgh_id), newest first: '
+                                'SELECT pgh_id, pgh_obj_id FROM %s WHERE pgh_context_id = %L lists them.',
+                                p_event_table::text, p_event_table, p_context_id);
+    END IF;
+END
+$$;
+
 -- The checks track() makes on a table Citus holds, before anything is
 -- written. Refuses reference and Citus-local tables, context => 'fk' and
 -- fields that leave out the distribution column of a distributed table.

@@ -98,17 +98,26 @@ BEGIN
 
     IF v_whole_histories THEN
         -- Rows without pgh_obj_id (tables without a primary key)
-        -- belong to no object: they have no neighbours.
+        -- belong to no object: they have no neighbours. One object's rows
+        -- all have one, so its query needs no CASE (and on a distributed
+        -- table it runs on the object's shard, whose row type Citus does
+        -- not carry into a CASE: _citus_shard_filter()).
         v_from := format($sql$(SELECT pgh_event,
-               CASE WHEN pgh_event.pgh_obj_id IS NOT NULL THEN lag(pgh_event) OVER pgh_object END AS pgh_prev,
-               CASE WHEN pgh_event.pgh_obj_id IS NOT NULL THEN lead(pgh_event) OVER pgh_object END AS pgh_next
+               %3$s AS pgh_prev,
+               %4$s AS pgh_next
           FROM %1$s AS pgh_event%2$s
         WINDOW pgh_object AS (PARTITION BY pgh_event.pgh_obj_id ORDER BY pgh_event.pgh_id)) AS pgh_history
   CROSS JOIN LATERAL (SELECT (pgh_history.pgh_event).*) AS pgh_row
   CROSS JOIN LATERAL (SELECT (pgh_history.pgh_prev).*) AS pgh_prev
   CROSS JOIN LATERAL (SELECT (pgh_history.pgh_next).*) AS pgh_next$sql$,
             p_event_table,
-            CASE WHEN v_obj_id THEN format(E'\n         WHERE pgh_event.pgh_obj_id = $1::%s', v_obj_id_type) ELSE '' END);
+            CASE WHEN v_obj_id THEN format(E'\n         WHERE pgh_event.pgh_obj_id = $1::%s%s', v_obj_id_type,
+                                           pghistory._citus_shard_filter(p_event_table, 'pgh_event', '$1'))
+                 ELSE '' END,
+            CASE WHEN v_obj_id THEN 'lag(pgh_event) OVER pgh_object'
+                 ELSE 'CASE WHEN pgh_event.pgh_obj_id IS NOT NULL THEN lag(pgh_event) OVER pgh_object END' END,
+            CASE WHEN v_obj_id THEN 'lead(pgh_event) OVER pgh_object'
+                 ELSE 'CASE WHEN pgh_event.pgh_obj_id IS NOT NULL THEN lead(pgh_event) OVER pgh_object END' END);
     ELSE
         v_from := format($sql$%1$s AS pgh_row
   LEFT JOIN LATERAL (SELECT pgh_other.* FROM %1$s AS pgh_other

@@ -172,17 +172,23 @@ BEGIN
     EXECUTE format('SELECT true FROM %s AS t WHERE %s FOR UPDATE', v_tracked, pghistory._object_match(v_tracked, 't', '$1'))
        INTO v_exists USING v_obj_id;
     v_exists := coalesce(v_exists, false);
-    EXECUTE format('SELECT max(e.pgh_id) FROM %s AS e', revert.event_table) INTO v_before;
+    -- the object's last event (an index probe), so that only it is compared
+    -- with the events the revert writes (also where Citus numbers events by node)
+    EXECUTE format('SELECT max(e.pgh_id) FROM %s AS e WHERE e.pgh_obj_id = $1::%s%s', revert.event_table,
+                   pghistory._obj_id_type(revert.event_table),
+                   pghistory._citus_shard_filter(revert.event_table, 'e', '$1'))
+       INTO v_before USING v_obj_id;
 
     BEGIN
         IF v_exists AND cardinality(v_cols.settable) > 0 THEN
             EXECUTE format('UPDATE %1$s AS t SET (%2$s) = ROW(%3$s) FROM %4$s AS pgh_row '
-                           'WHERE pgh_row.pgh_id = $1 AND %5$s AND %6$s',
+                           'WHERE pgh_row.pgh_id = $1 AND %5$s AND %6$s%7$s',
                            v_tracked,
                            array_to_string(ARRAY(SELECT format('%I', c) FROM unnest(v_cols.settable) AS c), ', '),
                            array_to_string(ARRAY(SELECT format('pgh_row.%I', c) FROM unnest(v_cols.settable) AS c), ', '),
                            revert.event_table, pghistory._object_match(v_tracked, 't', '$2'),
-                           pghistory._changed_expression(v_tracked, v_cols.columns, 't', 'pgh_row'))
+                           pghistory._changed_expression(v_tracked, v_cols.columns, 't', 'pgh_row'),
+                           pghistory._citus_same_shard(revert.event_table, 'pgh_row', 't'))
                USING revert.pgh_id, v_obj_id;
         ELSIF NOT v_exists THEN
             EXECUTE format('INSERT INTO %1$s AS t (%2$s) OVERRIDING SYSTEM VALUE SELECT %3$s FROM %4$s AS pgh_row '
@@ -202,8 +208,9 @@ BEGIN
                          'first, or revert to another event.';
     END;
 
-    EXECUTE format('SELECT max(e.pgh_id) FROM %s AS e WHERE e.pgh_id > $1 AND e.pgh_obj_id = $2::%s',
-                   revert.event_table, pghistory._obj_id_type(revert.event_table))
+    EXECUTE format('SELECT max(e.pgh_id) FROM %s AS e WHERE e.pgh_id > $1 AND e.pgh_obj_id = $2::%s%s',
+                   revert.event_table, pghistory._obj_id_type(revert.event_table),
+                   pghistory._citus_shard_filter(revert.event_table, 'e', '$2'))
        INTO v_written USING coalesce(v_before, 0), v_obj_id;
     RETURN v_written;
 END

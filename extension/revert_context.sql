@@ -107,6 +107,7 @@ BEGIN
     LOOP
         PERFORM pghistory._check_history_readable(v_config);
         CONTINUE WHEN NOT pghistory._has_context_events(v_config.event_table, revert_context.context_id);
+        PERFORM pghistory._citus_check_revert_context(v_config.event_table, revert_context.context_id);
         IF pghistory._object_key(v_config.tracked_table, 'r') IS NULL THEN
             RAISE EXCEPTION 'pghistory: context % wrote rows of %, which has no primary key, so they cannot be told apart',
                     revert_context.context_id, pghistory._qualified_name(v_config.tracked_table)
@@ -192,7 +193,9 @@ AS $$
 DECLARE
     v_found boolean;
 BEGIN
-    EXECUTE format('SELECT EXISTS (SELECT FROM %s AS e WHERE e.pgh_context_id = $1)', p_event_table)
+    -- SELECT 1, not SELECT: Citus fails on an empty select list here ("a column
+    -- definition list is required for functions returning record")
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s AS e WHERE e.pgh_context_id = $1)', p_event_table)
        INTO v_found USING p_context_id;
     RETURN v_found;
 END

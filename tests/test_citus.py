@@ -298,3 +298,63 @@ def test_session_context_does_not_reach_the_shards(coord: psycopg.Connection[Any
     with pgh.context(coord, user="alice"):
         coord.execute("INSERT INTO sessioned VALUES (1)")
     assert rows(coord, "SELECT pgh_context_id, pgh_context FROM sessioned_event") == [(None, None)]
+
+
+def test_reading_distributed_history(coord: psycopg.Connection[Any]) -> None:
+    """aggregate_events, events() (one object's on its shard), as_of, changes, blame and revert
+    over a distributed event table; revert_context refused with what to do instead."""
+    import time
+
+    def moment() -> Any:
+        time.sleep(0.02)  # the workers stamp events with their own transactions' start
+        at = value(coord, "SELECT clock_timestamp()")
+        time.sleep(0.02)
+        return at
+
+    distributed(coord, "read")
+    before_tracking = moment()
+    coord.execute("SELECT pghistory.track('read', context => 'json')")
+    with coord.transaction():
+        coord.execute("""SELECT pghistory.set_context('{"user": "alice"}')""")
+        coord.execute("INSERT INTO read SELECT g, 'new', g FROM generate_series(1, 6) AS g")
+    created = moment()
+    with coord.transaction():
+        context_id = value(coord, """SELECT pghistory.set_context('{"user": "bob"}')""")
+        coord.execute("UPDATE read SET status = 'paid' WHERE id <= 2")
+        coord.execute("DELETE FROM read WHERE id = 6")
+    assert rows(coord, "SELECT pgh_obj_id, pgh_label, pgh_diff, pgh_context->>'user' FROM pghistory.aggregate_events"
+                       " WHERE pgh_obj_model = 'public.read' AND pgh_obj_id IN ('1', '6')"
+                       " ORDER BY pgh_obj_id, pgh_label <> 'insert'") == [
+        ("1", "insert", None, "alice"), ("1", "update", {"status": ["new", "paid"]}, "bob"),
+        ("6", "insert", None, "alice"), ("6", "delete", {}, "bob")]
+    assert rows(coord, "SELECT pgh_label, pgh_diff FROM pghistory.events('read'::regclass, obj_id => '2')"
+                       " ORDER BY pgh_label <> 'insert'") == [("insert", None), ("update", {"status": ["new", "paid"]})]
+    # one object's events are read on its one shard: a router plan (Task Count 1, not 4)
+    query = value(coord, "SELECT pghistory._events_query('read_event', 'public.read', t.trackers, false, '{obj_id}')"
+                         " FROM pghistory.tracked AS t WHERE t.tracked_table = 'read'::regclass")
+    coord.execute(f"PREPARE one_object(text) AS {query}")
+    plan = "\n".join(r[0] for r in rows(coord, "EXPLAIN (COSTS OFF) EXECUTE one_object('2')"))
+    assert "Task Count: 1\n" in plan, plan
+    coord.execute("DEALLOCATE one_object")
+    # time travel
+    assert rows(coord, "SELECT id, status FROM pghistory.as_of(NULL::read, %s) ORDER BY id", created) == [
+        (i, "new") for i in range(1, 7)]
+    assert rows(coord, "SELECT id, status FROM pghistory.as_of(NULL::read, %s) ORDER BY id", before_tracking) == []
+    assert rows(coord, "SELECT id, status FROM pghistory.as_of(NULL::read, %s, 6)", created) == [(6, "new")]
+    assert rows(coord, "SELECT * FROM pghistory.changes('read', %s) ORDER BY 1", created) == [
+        ("1", "updated", {"status": ["new", "paid"]}), ("2", "updated", {"status": ["new", "paid"]}),
+        ("6", "deleted", {"id": [6, None], "amount": [6, None], "status": ["new", None]})]
+    assert rows(coord, "SELECT \"column\", value, pgh_label FROM pghistory.blame('read', 2) ORDER BY 1") == [
+        ("amount", 2, "insert"), ("id", 2, "insert"), ("status", "paid", "update")]
+    # revert: an update back, a deleted row back
+    for obj in (2, 6):
+        insert_id = value(coord, "SELECT pgh_id FROM read_event WHERE id = %s AND pgh_label = 'insert'", obj)
+        written = value(coord, "SELECT pghistory.revert('read_event', %s)", insert_id)
+        assert value(coord, "SELECT pgh_label FROM read_event WHERE pgh_id = %s AND id = %s", written, obj) in (
+            "update", "insert")
+    assert rows(coord, "SELECT id, status FROM read WHERE id IN (2, 6) ORDER BY id") == [(2, "new"), (6, "new")]
+    with pytest.raises(psycopg.errors.FeatureNotSupported,
+                       match=r"^pghistory: revert_context\(\) does not revert the Citus-distributed table whose"
+                             r" history is public\.read_event\n") as exc:
+        coord.execute("SELECT * FROM pghistory.revert_context(%s)", (context_id,))
+    assert exc.value.diag.message_hint.startswith("Revert its rows one by one with pghistory.revert('public.read_event',")
