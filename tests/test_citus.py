@@ -77,6 +77,9 @@ def test_track_distributed_table(coord: psycopg.Connection[Any], level: str) -> 
         ("insert", 3, "new", 30, True, {"user": "alice"}), ("update", 3, "paid", 30, True, {"user": "alice"}),
         ("insert", 4, "new", 40, True, {"user": "alice"}), ("insert", 5, "new", 50, True, {"user": "alice"}),
         ("insert", 6, "new", 60, True, {"user": "alice"}), ("delete", 6, "new", 60, None, None)]
+    # pgh_id is unique in the cluster: each node numbers from a range of its own (README)
+    assert rows(coord, f"SELECT count(*) = count(DISTINCT pgh_id), count(DISTINCT pgh_id >> 48) > 1"
+                       f" FROM {table}_event") == [(True, True)]
     # the triggers are on every shard (TRUNCATE's is the coordinator's: see test_truncate)
     assert shard_triggers(coord, table) == {"pgh_delete,pgh_insert,pgh_update"}
     # reading, with diffs
@@ -260,7 +263,7 @@ def test_python_binding_context_reaches_the_shards(coord: psycopg.Connection[Any
     dsn = cluster.coordinator.dsn()
     with psycopg.connect(dsn) as conn:
         with conn.transaction(), pgh.context(conn, local=True, user="alice") as block:
-            conn.execute("INSERT INTO bound SELECT g FROM generate_series(1, 4) AS g")  # every shard
+            conn.execute("INSERT INTO bound SELECT g FROM generate_series(1, 40) AS g")  # every shard
             pgh.context(conn, reason="refund")  # merged, at once
             conn.execute("UPDATE bound SET status = 'paid' WHERE id = 1")
         with conn.transaction(), pgh.ignore(conn, local=True):
@@ -277,16 +280,14 @@ def test_python_binding_context_reaches_the_shards(coord: psycopg.Connection[Any
 
         asyncio.run(write())
     alice, bob = str(block.id), str(ambient.id)
+    assert rows(coord, "SELECT pgh_label, pgh_context_id::text, pgh_context, count(*) FROM bound_event"
+                       " WHERE pgh_label = 'insert' GROUP BY 1, 2, 3") == [("insert", alice, {"user": "alice"}, 40)]
     assert rows(coord, "SELECT pgh_label, id, pgh_context_id::text, pgh_context FROM bound_event"
-                       " ORDER BY pgh_label <> 'insert', id") == [
-        ("insert", 1, alice, {"user": "alice"}), ("insert", 2, alice, {"user": "alice"}),
-        ("insert", 3, alice, {"user": "alice"}), ("insert", 4, alice, {"user": "alice"}),
+                       " WHERE pgh_label <> 'insert' ORDER BY id") == [
         ("update", 1, alice, {"user": "alice", "reason": "refund"}),
         ("update", 2, bob, {"user": "bob"}), ("update", 3, bob, {"user": "bob"})]
-    # the four ids were on more than one worker, so the context crossed to both
-    assert value(coord, "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'bound'::regclass"
-                        " AND shardid IN (SELECT get_shard_id_for_distribution_column('bound', g)"
-                        " FROM generate_series(1, 4) AS g)") == 2
+    # the rows are on both workers (on every shard), so the context crossed to both
+    assert value(coord, "SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'bound'::regclass") == 2
 
 
 def test_session_context_does_not_reach_the_shards(coord: psycopg.Connection[Any]) -> None:
@@ -358,3 +359,50 @@ def test_reading_distributed_history(coord: psycopg.Connection[Any]) -> None:
                              r" history is public\.read_event\n") as exc:
         coord.execute("SELECT * FROM pghistory.revert_context(%s)", (context_id,))
     assert exc.value.diag.message_hint.startswith("Revert its rows one by one with pghistory.revert('public.read_event',")
+
+
+def test_coordinator_dump_and_restore(coord: psycopg.Connection[Any], cluster: harness.CitusCluster,
+                                      tmp_path: Any) -> None:
+    """pg_dump of a coordinator is a logical dump of every table, distributed ones read through
+    it, history and registry included; Citus's metadata is not in it (its pg_dist_* tables are
+    not dumped), so a restore has plain local tables. Restored into a fresh coordinator: history
+    reads back, reset_identities() moves the event tables' pgh_id past the workers' ranges, and
+    untrack / create_distributed_table / track distributes table and history again (README)."""
+    import subprocess
+
+    distributed(coord, "kept")
+    coord.execute("SELECT pghistory.track('kept', context => 'json')")
+    with coord.transaction():
+        coord.execute("""SELECT pghistory.set_context('{"user": "alice"}')""")
+        coord.execute("INSERT INTO kept SELECT g, 'new', g FROM generate_series(1, 4) AS g")
+    coord.execute("UPDATE kept SET status = 'paid' WHERE id = 1")
+    before = rows(coord, "SELECT pgh_id, pgh_label, id, status, pgh_context FROM kept_event ORDER BY pgh_id")
+    dump = tmp_path / "coordinator.sql"
+    result = subprocess.run([str(cluster.coordinator.bin("pg_dump")), "--no-password", "-f", str(dump),
+                             "-d", cluster.coordinator.dsn()], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "create_distributed_table" not in dump.read_text()  # the distribution is not dumped
+    with harness.Server(cluster.build, settings=harness.CITUS_SETTINGS) as fresh:
+        result = subprocess.run([str(fresh.bin("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(dump),
+                                 "-d", fresh.dsn()], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        with fresh.connect() as conn:
+            assert rows(conn, "SELECT pgh_id, pgh_label, id, status, pgh_context FROM kept_event"
+                              " ORDER BY pgh_id") == before
+            assert value(conn, "SELECT count(*) FROM citus_tables WHERE table_name = 'kept'::regclass") == 0
+            # the workers' pgh_id ranges are above the restored sequence: move it past them
+            assert value(conn, "SELECT next_pgh_id FROM pghistory.reset_identities()"
+                               " WHERE event_table = 'kept_event'::regclass") == max(r[0] for r in before) + 1
+            conn.execute("UPDATE kept SET status = 'shipped' WHERE id = 1")
+            assert rows(conn, "SELECT pgh_label, pgh_diff FROM pghistory.events('kept'::regclass, obj_id => '1')"
+                              " ORDER BY pgh_id") == [
+                ("insert", None), ("update", {"status": ["new", "paid"]}), ("update", {"status": ["paid", "shipped"]})]
+            # distributed again, on a single-node coordinator, history along
+            conn.execute("SELECT pghistory.untrack('kept')")
+            conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (fresh.port,))
+            conn.execute("SELECT citus_set_node_property('127.0.0.1', %s, 'shouldhaveshards', true)", (fresh.port,))
+            conn.execute("SELECT create_distributed_table('kept', 'id', shard_count => 4)")
+            conn.execute("SELECT pghistory.track('kept', context => 'json')")
+            assert value(conn, "SELECT citus_table_type FROM citus_tables"
+                               " WHERE table_name = 'kept_event'::regclass") == "distributed"
+            assert value(conn, "SELECT count(*) FROM kept_event") == len(before) + 1
