@@ -4,6 +4,8 @@
                                               # bars, rewrites bench/RESULTS.md and bench/runs.json
     ./tests/run --bench --smoke               # tiny sizes, no bars, no django-pghistory, writes
                                               # nothing: ~25 s (CI)
+    ./tests/run --bench --instructions        # instructions per one-row transaction, counted by
+                                              # valgrind (bench/instructions.py)
 
 Starts its own throwaway server (tests/harness), makes one database per target
 (bench/targets.py: plain, dual = the floor by hand, pghistory in three
@@ -367,4 +369,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--instructions"]:  # bench/instructions.py: counted, not timed
+        import instructions
+
+        sys.exit(instructions.main(sys.argv[2:]))
     sys.exit(main())
