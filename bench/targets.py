@@ -131,6 +131,8 @@ def default_targets(django: bool) -> list[Target]:
         Target("pghistory", "pghistory", "", description="pghistory.track('item'): statement level, fk context"),
         Target("pghistory_row", "pghistory", ", level => 'row'", description="pghistory, level => 'row'"),
         Target("pghistory_json", "pghistory", ", context => 'json'", description="pghistory, context => 'json'"),
+        # the 1-row bar's yardstick: pghistory's update trigger with only the necessary work left
+        variant_target(f"floor_pairing={HERE / 'variants' / 'floor.sql'}"),
     ]
     if django:
         targets += [
