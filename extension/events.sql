@@ -41,9 +41,12 @@ $$;
 
 -- The query that reads one event table for events(): the eleven columns of
 -- pghistory.aggregate_events, in order, with events()'s filters applied
--- inside it ($1 obj_id, $2 since, $3 until, $4 labels, $5 context_id).
--- p_filters names the filters given ('obj_id', 'since', ...): only those
--- are written in. NULL when the filters exclude the whole table (a
+-- inside it ($1 obj_id, $2 since, $3 until, $4 labels, $5 context_id,
+-- $6 changed). p_filters names the filters given ('obj_id', 'since', ...):
+-- only those are written in. changed is tested on the columns themselves,
+-- before any diff is built: a column of the event and of the neighbour it
+-- is diffed with differ (the names not in $6 fold away when the query is
+-- planned, $6 being a constant then). NULL when the filters exclude the whole table (a
 -- context_id asked of a table without contexts).
 -- A diff needs the event's neighbours in its object's whole history,
 -- whatever the filters leave out; the query finds them in one of two ways:
@@ -68,7 +71,9 @@ DECLARE
     v_context text;
     v_where text[];
     v_obj_id boolean := 'obj_id' = ANY (p_filters);
-    v_whole_histories boolean := v_obj_id OR cardinality(p_filters) = 0;
+    -- changed is read off the neighbours, which both ways give
+    v_whole_histories boolean := v_obj_id OR cardinality(array_remove(p_filters, 'changed')) = 0;
+    v_changed text;
     v_from text;
     v_columns name[];
     v_casts text[];
@@ -128,12 +133,26 @@ BEGIN
                       ORDER BY pgh_other.pgh_id LIMIT 1) AS pgh_next ON true$sql$,
             p_event_table, pghistory._event_kind_expression(p_trackers, 'pgh_row.pgh_label'));
     END IF;
+    SELECT format($sql$CASE %1$s
+            WHEN 'n' THEN pgh_prev.pgh_id IS NOT NULL AND %2$s <> 'd' AND (%4$s)
+            WHEN 'o' THEN pgh_next.pgh_id IS NOT NULL AND %3$s <> 'i' AND (%5$s)
+            ELSE false END$sql$,
+                  pghistory._event_kind_expression(p_trackers, 'pgh_row.pgh_label'),
+                  pghistory._event_kind_expression(p_trackers, 'pgh_prev.pgh_label'),
+                  pghistory._event_kind_expression(p_trackers, 'pgh_next.pgh_label'),
+                  coalesce(string_agg(format('%1$L = ANY ($6) AND pgh_prev.%1$I%2$s IS DISTINCT FROM pgh_row.%1$I%2$s',
+                                             c.column_name, c.cast_to), ' OR '), 'false'),
+                  coalesce(string_agg(format('%1$L = ANY ($6) AND pgh_row.%1$I%2$s IS DISTINCT FROM pgh_next.%1$I%2$s',
+                                             c.column_name, c.cast_to), ' OR '), 'false'))
+      INTO v_changed
+      FROM unnest(v_columns, v_casts) AS c(column_name, cast_to);
     -- the other filters, in the order events() passes their values
     v_where := ARRAY(SELECT f.condition
                        FROM (VALUES ('since', 'pgh_row.pgh_created_at >= $2', 1),
                                     ('until', 'pgh_row.pgh_created_at < $3', 2),
                                     ('labels', 'pgh_row.pgh_label = ANY ($4)', 3),
-                                    ('context_id', 'pgh_row.pgh_context_id = $5', 4)) AS f(name, condition, ord)
+                                    ('context_id', 'pgh_row.pgh_context_id = $5', 4),
+                                    ('changed', v_changed, 5)) AS f(name, condition, ord)
                       WHERE f.name = ANY (p_filters)
                       ORDER BY f.ord);
 
@@ -207,7 +226,8 @@ DECLARE
                                              ('since', events.since IS NOT NULL),
                                              ('until', events.until IS NOT NULL),
                                              ('labels', events.labels IS NOT NULL),
-                                             ('context_id', events.context_id IS NOT NULL)) AS f(name, given)
+                                             ('context_id', events.context_id IS NOT NULL),
+                                             ('changed', events.changed IS NOT NULL)) AS f(name, given)
                                WHERE f.given);
 BEGIN
     IF events.obj_id IS NOT NULL AND events.tbl IS NULL THEN

@@ -382,3 +382,29 @@ def test_as_of_counts_a_transaction_that_started_before_the_moment_and_wrote_aft
     assert rows(conn, "SELECT obj_id, diff FROM pghistory.changes('orders', %s)", at) == [
         ("2", {"amount": [2, 0]}),
         ("3", {"id": [3, None], "status": ["new", None], "amount": [3, None]})]
+
+
+def test_events_changed_is_the_diff_filter_on_every_path(conn):
+    """changed is tested on the columns before any diff is built: it keeps exactly the events
+    whose pgh_diff names a column, with 'old' snapshots, json (no equality) and since too."""
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, title text, body json)")
+    conn.execute("""SELECT pghistory.track('docs', trackers => ARRAY[pghistory.insert_event(),
+                        pghistory.update_event(), pghistory.update_event('before', snapshot => 'old'),
+                        pghistory.delete_event()])""")
+    start = moment(conn)
+    conn.execute("""INSERT INTO docs VALUES (1, 'a', '{"x": 1}'), (2, 'b', '{"x": 2}')""")
+    conn.execute("""UPDATE docs SET body = '{"x": 3}' WHERE id = 1""")
+    conn.execute("UPDATE docs SET title = 'c'")
+    conn.execute("DELETE FROM docs WHERE id = 2")
+    conn.execute("""INSERT INTO docs VALUES (2, 'd', '{"x": 2}')""")
+    every = rows(conn, "SELECT pgh_id, pgh_diff FROM pghistory.events('docs')")
+    for changed in (["title"], ["body"], ["title", "body"], ["id"], ["nosuch"]):
+        expected = [i for i, diff in every if diff and set(diff) & set(changed)]
+        for extra in ("", ", since => %s"):
+            query = f"SELECT pgh_id FROM pghistory.events('docs', changed => %s{extra})"
+            got = [r[0] for r in rows(conn, query, changed, *([start] if extra else []))]
+            assert got == expected, (changed, extra)
+    assert [r[0] for r in rows(conn, "SELECT pgh_id FROM pghistory.events('docs', 1, changed => '{body}')")] == [
+        i for i, diff in every if diff and "body" in diff and i in
+        [r[0] for r in rows(conn, "SELECT pgh_id FROM pghistory.events('docs', 1)")]]
+    assert any(diff and "body" in diff for _, diff in every) and any(diff and "title" in diff for _, diff in every)
