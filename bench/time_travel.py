@@ -12,7 +12,9 @@ statement a round: 10 x rows events in all (1,000,000).  Then, timed:
     as_of one    one object at the middle moment (median of 50)
     blame        pghistory.blame('item', id) (median of 50)
     changes      pghistory.changes() over one round (every row updated once)
-    who changed  events of the table whose diff names status (events('item', changed => '{status}'))
+    who changed  events of the table whose diff names a column (events('item', changed => ...)):
+                 status (9 of 10 events), name (none: the scan alone), status over one
+                 round (since/until), status of one object (median of 50)
 
 Each is one run (medians where stated); the numbers go to the report's notes.
 """
@@ -84,9 +86,17 @@ def run(pg: Any, rows: int) -> list[str]:
             lines.append(f"time travel: {name}: median {statistics.median(times):.1f} ms of 50")
         seconds, result = _timed(c, "SELECT count(*) FROM pghistory.changes('item', %s, %s)", (middle, window_end))
         lines.append(f"time travel: changes over one round: {result[0][0]:,} objects in {seconds * 1000:.0f} ms")
-        seconds, result = _timed(c, "SELECT count(*) FROM pghistory.events('item', changed => '{status}')")
-        lines.append(f"time travel: who changed status (events('item', changed => '{{status}}')): "
-                     f"{result[0][0]:,} events in {seconds:.2f} s")
+        for name, query, params in (
+                ("status", "SELECT count(*) FROM pghistory.events('item', changed => '{status}')", ()),
+                ("name", "SELECT count(*) FROM pghistory.events('item', changed => '{name}')", ()),
+                ("status over one round", "SELECT count(*) FROM pghistory.events('item', changed => '{status}',"
+                                          " since => %s, until => %s)", (middle, window_end))):
+            seconds, result = _timed(c, query, params)
+            lines.append(f"time travel: who changed {name} (events('item', changed => ...)): "
+                         f"{result[0][0]:,} events in {seconds:.2f} s")
+        times = [_timed(c, "SELECT * FROM pghistory.events('item', %s, changed => '{status}')",
+                        (rng.randint(1, rows),))[0] * 1000 for _ in range(50)]
+        lines.append(f"time travel: who changed status of one object: median {statistics.median(times):.1f} ms of 50")
     with pg.connect() as c:
         c.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
     return lines

@@ -1,4 +1,5 @@
-"""The Python wrappers of time travel and undo: pgh.backfill, as_of, changes, blame, revert_context, sync and async."""
+"""The Python wrappers of time travel and undo: pgh.backfill, as_of, changes, blame, revert_context,
+events(changed=), sync and async."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 import pghistory as pgh
 import pghistory.aio
+from python_twins import twin, twin_connect  # noqa: F401 (fixtures)
 from sqlhelpers import rows, value
 
 
@@ -95,3 +97,15 @@ def test_wrappers_check_their_arguments(conn, history):
     with pytest.raises(TypeError, match="obj_id must be an int, str or UUID"):
         pgh.blame(conn, "orders", 1.5)  # type: ignore[arg-type]
     assert isinstance(history["ctx"], UUID)
+
+
+def test_events_changed_keeps_who_changed_a_column(conn, twin, history):
+    conn.execute("UPDATE orders SET amount = 5 WHERE id = 2")
+    assert [(ev.pgh_obj_id, ev.pgh_diff) for ev in twin.events("orders", changed=["status"])] == [
+        ("1", {"status": ["old", "paid"]})]
+    assert [ev.pgh_obj_id for ev in twin.events("orders", changed=["status", "amount"])] == ["1", "2"]
+    assert [ev.pgh_obj_id for ev in twin.events(changed=["amount"], since=history["t2"])] == ["2"]
+    assert twin.events("orders", 1, changed=["amount"]) == []
+    assert len(twin.events("orders")) == 4  # changed=None: no filter
+    with pytest.raises(TypeError, match=r"changed must be a list, such as \['status'\], not a str"):
+        twin.events("orders", changed="status")

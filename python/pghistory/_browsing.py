@@ -47,6 +47,7 @@ def events_gen(
     until: dt.datetime | None = None,
     labels: Sequence[str] | None = None,
     context_id: UUID | str | None = None,
+    changed: Sequence[str] | None = None,
     order: Order = "asc",
     limit: int | None = None,
     after: Event | None = None,
@@ -57,7 +58,10 @@ def events_gen(
     ``pghistory.events()``: filter by tracked *table*, and within it by
     *obj_id* (the row's primary key); by time (*since* inclusive, *until*
     exclusive, compared with ``pgh_created_at``); by *labels*; by
-    *context_id*. Filters are pushed into each event table, so one object's
+    *context_id*; by *changed*, a list of columns: the events whose
+    ``pgh_diff`` names one of them ("who changed status":
+    ``changed=["status"]``; inserts, deletes and first events have no such
+    diff). Filters are pushed into each event table, so one object's
     history is an index lookup; they never change a diff.
 
     Rows come oldest first (``pgh_created_at``, then ``pgh_id``, then
@@ -104,7 +108,7 @@ def events_gen(
     query = sql.SQL(
         "SELECT {columns} FROM pghistory.events(tbl => %s::regclass, obj_id => %s::text,"
         " since => %s::timestamptz, until => %s::timestamptz, labels => %s::text[],"
-        " context_id => %s::uuid) AS e{where}"
+        " context_id => %s::uuid, changed => %s::text[]) AS e{where}"
         " ORDER BY e.pgh_created_at {d}, e.pgh_id {d}, e.pgh_model {d}{limit}"
     ).format(
         columns=sql.SQL(", ").join(columns),
@@ -119,6 +123,7 @@ def events_gen(
         until,
         column_names(labels, "labels"),
         str(context_id) if context_id is not None else None,
+        column_names(changed, "changed"),
         *params,
         *([limit] if limit is not None else []),
     ]
