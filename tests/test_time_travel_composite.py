@@ -160,3 +160,29 @@ def test_an_upgrade_from_0_1_0_names_the_events_of_composite_key_tables(pg, empt
                         " ORDER BY pgh_id") == [("insert", None), ("update", {"qty": [5, 7]}), ("update", {"qty": [7, 8]})]
     finally:
         made.remove()
+
+
+@pytest.mark.parametrize("key", ["single", "composite"])
+def test_changes_and_as_of_of_a_few_objects_find_the_rows_by_their_key_index(conn, key):
+    if key == "single":
+        conn.execute("CREATE TABLE wide (id int PRIMARY KEY, qty int)")
+        conn.execute("INSERT INTO wide SELECT g, 0 FROM generate_series(1, 5000) AS g")
+        one, expected = "7", "7"
+    else:
+        conn.execute("CREATE TABLE wide (a int, b text, qty int, PRIMARY KEY (a, b))")
+        conn.execute("INSERT INTO wide SELECT g, 'x', 0 FROM generate_series(1, 5000) AS g")
+        one, expected = '[7, "x"]', '[7, "x"]'
+    conn.execute("SELECT pghistory.track('wide')")
+    conn.execute("SELECT pghistory.backfill('wide')")
+    conn.execute("VACUUM ANALYZE wide")
+    t = value(conn, "SELECT clock_timestamp()")
+    conn.execute("UPDATE wide SET qty = 1 WHERE qty = 0 AND %s" % ("id = 7" if key == "single" else "a = 7"))
+    # the reads this backend counted and has not reported yet: before and after, in one transaction
+    reads = "SELECT seq_tup_read, idx_scan FROM pg_stat_xact_user_tables WHERE relid = 'wide'::regclass"
+    with conn.transaction():
+        seq_before, idx_before = rows(conn, reads)[0]
+        assert rows(conn, "SELECT obj_id, diff FROM pghistory.changes('wide', %s)", t) == [
+            (expected, {"qty": [0, 1]})]
+        assert len(rows(conn, "SELECT * FROM pghistory.as_of(NULL::wide, %s, %s::text)", t, one)) == 1
+        seq_after, idx_after = rows(conn, reads)[0]
+    assert seq_after == seq_before and idx_after > idx_before  # no row read but through the key's index
