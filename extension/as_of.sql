@@ -10,18 +10,20 @@
 -- (pgh_id). An object's state is the snapshot of its last event before
 -- `at` (update_event(snapshot => 'old') events record the state before a
 -- change and are passed over); a delete or truncate as that event means
--- the row did not exist. Objects that no event touched since `at` are
+-- the row did not exist. Objects that no event touched since `at` may be
 -- read from the table itself, which is where their last recorded state is
 -- when every change is recorded (the functions here refuse tables whose
--- trackers leave changes out); this is what keeps as_of() proportional to
--- the number of rows, and the events written since `at`, rather than to
--- the whole history. Rows with no event at all (there before tracking
--- began, never changed since, never backfilled) are taken as they are now
--- for moments since tracking began (pghistory.tracked.tracked_at), and
--- are absent before. An object whose first event is a baseline (backfill,
--- create_event) is known as that baseline from tracking's start; one whose
--- first event is an update (older than tracking, not backfilled) is absent
--- until that update, since its earlier state was never recorded.
+-- trackers leave changes out); an object no longer in the table is gone
+-- unless a delete or truncate since `at` says it left (a key change
+-- leaves the old key without one). How the last event before `at` is
+-- found in one index step per object: see _as_of_query(). Rows with no
+-- event at all (there before tracking began, never changed since, never
+-- backfilled) are taken as they are now for moments since tracking began
+-- (pghistory.tracked.tracked_at), and are absent before. An object whose
+-- first event is a baseline (backfill, create_event) is known as that
+-- baseline from tracking's start; one whose first event is an update
+-- (older than tracking, not backfilled) is absent until that update,
+-- since its earlier state was never recorded.
 -- ---------------------------------------------------------------------------
 
 -- The query of the rows of p_config's table as they were at p_at (an SQL
