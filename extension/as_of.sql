@@ -28,9 +28,8 @@
 
 -- The query of the rows of p_config's table as they were at p_at (an SQL
 -- expression of type timestamptz), typed as the table: its columns, in
--- order. p_objects, when not NULL, is a query of one column of identities
--- (pgh_obj_id values, or their text), p_object_count of them, that limits
--- it to those objects. p_since_tracking says whether p_at is at or after
+-- order. p_objects, when not NULL, is an SQL expression of type text[]
+-- (identities), p_object_count of them, that limits it to those objects. p_since_tracking says whether p_at is at or after
 -- the moment tracking began (see the header).
 --
 -- How it stays proportional to the rows rather than the events. One pass
@@ -59,7 +58,7 @@ AS $$
 DECLARE
     v_key text := pghistory._object_key(p_config.tracked_table, 'pgh_now');
     v_kind text := pghistory._event_kind_expression(p_config.trackers, 'pgh_event.pgh_label');
-    v_given text := CASE WHEN p_objects IS NOT NULL THEN format('SELECT pgh_given.obj_id::%s FROM (%s) AS pgh_given(obj_id)',
+    v_given text := CASE WHEN p_objects IS NOT NULL THEN format('SELECT pgh_given.obj_id::%s FROM unnest(%s) AS pgh_given(obj_id)',
                                                                 pghistory._obj_id_type(p_config.event_table), p_objects) END;
     v_rows bigint;
     v_narrow boolean;
@@ -67,6 +66,9 @@ DECLARE
     v_event_columns text;
     v_query text;
 BEGIN
+    IF (pghistory._citus_distribution(p_config.event_table)).kind = 'distributed' THEN
+        RETURN pghistory._as_of_query_one_pass(p_config, p_at, p_objects, p_since_tracking);
+    END IF;
     SELECT string_agg(format('pgh_state.%I::%s AS %I', a.attname, format_type(a.atttypid, a.atttypmod), a.attname),
                       ', ' ORDER BY a.attnum),
            string_agg(format('pgh_event.%I::%s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
@@ -158,6 +160,77 @@ SELECT %13$s
 END
 $$;
 
+-- _as_of_query() of a distributed (Citus) event table, where Citus plans
+-- no lateral subquery over a CTE's rows: one aggregate pass over the
+-- events of the objects changed since p_at (which Citus runs on each
+-- shard), then one probe per object. p_objects, when not NULL, is an SQL
+-- expression of type text[] that limits it to those objects.
+CREATE OR REPLACE FUNCTION pghistory._as_of_query_one_pass(p_config pghistory.tracked, p_at text, p_objects text,
+                                                           p_since_tracking boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type text := pghistory._obj_id_type(p_config.event_table);
+    v_key text := pghistory._object_key(p_config.tracked_table, 'pgh_now');
+    v_columns text;
+    v_objects text := CASE WHEN p_objects IS NOT NULL THEN format('(%s)::%s[]', p_objects, v_type) END;
+BEGIN
+    SELECT string_agg(format('pgh_state.%I::%s AS %I', a.attname, format_type(a.atttypid, a.atttypmod), a.attname),
+                      ', ' ORDER BY a.attnum)
+      INTO v_columns
+      FROM pg_catalog.pg_attribute AS a
+     WHERE a.attrelid = p_config.tracked_table AND a.attnum > 0 AND NOT a.attisdropped;
+    -- pgh_later: the objects an event touched since p_at, each with, from
+    -- one pass over their events: the last one before p_at that is no
+    -- 'old' snapshot (before_id), the last delete before p_at (deleted_id:
+    -- the row was gone when it is before_id), and its first event and
+    -- first baseline (the same event: known as that baseline from before).
+    -- Then one probe of the event table's primary key per such object (the
+    -- OFFSET 0 keeps it a probe, not a hash of the whole event table; not
+    -- on a distributed event table, where Citus plans no lateral subquery
+    -- with an OFFSET: _citus_probe_fence()).
+    RETURN format($sql$
+WITH pgh_later AS MATERIALIZED (
+    SELECT pgh_event.pgh_obj_id,
+           max(pgh_event.pgh_id) FILTER (WHERE pgh_event.pgh_created_at < %2$s AND %9$s <> 'o') AS before_id,
+           max(pgh_event.pgh_id) FILTER (WHERE pgh_event.pgh_created_at < %2$s AND %9$s = 'd') AS deleted_id,
+           min(pgh_event.pgh_id) AS first_id,
+           min(pgh_event.pgh_id) FILTER (WHERE %11$s) AS baseline_id
+      FROM %1$s AS pgh_event
+     WHERE pgh_event.pgh_obj_id IN (SELECT pgh_since.pgh_obj_id FROM %1$s AS pgh_since
+                                     WHERE pgh_since.pgh_created_at >= %2$s%3$s)
+     GROUP BY pgh_event.pgh_obj_id)
+SELECT pgh_now.* FROM %4$s AS pgh_now
+ WHERE NOT EXISTS (SELECT FROM pgh_later WHERE pgh_later.pgh_obj_id = %5$s)%6$s%7$s
+UNION ALL
+SELECT %8$s
+  FROM pgh_later
+ CROSS JOIN LATERAL (
+       SELECT * FROM %1$s AS pgh_event
+        WHERE pgh_event.pgh_id = CASE WHEN pgh_later.before_id IS NOT NULL
+                                      THEN nullif(pgh_later.before_id, pgh_later.deleted_id)
+                                      WHEN %10$L AND pgh_later.first_id = pgh_later.baseline_id
+                                      THEN pgh_later.first_id END
+       %12$s) AS pgh_state$sql$,
+        p_config.event_table, p_at,
+        CASE WHEN v_objects IS NOT NULL THEN format(' AND pgh_since.pgh_obj_id = ANY (%s)', v_objects) ELSE '' END,
+        p_config.tracked_table, v_key,
+        CASE WHEN p_since_tracking THEN '' ELSE format(
+            E'\n   AND EXISTS (SELECT FROM %s AS pgh_event WHERE pgh_event.pgh_obj_id = %s AND pgh_event.pgh_created_at < %s%s)',
+            p_config.event_table, v_key, p_at, pghistory._citus_same_shard(p_config.event_table, 'pgh_event', 'pgh_now')) END,
+        -- on the key columns, so that a composite key's index is used too
+        CASE WHEN v_objects IS NOT NULL THEN format(E'\n   AND EXISTS (SELECT FROM unnest(%s) AS pgh_object(obj_id) WHERE %s)',
+            v_objects, pghistory._object_match(p_config.tracked_table, 'pgh_now', 'pgh_object.obj_id')) ELSE '' END,
+        v_columns,
+        pghistory._event_kind_expression(p_config.trackers, 'pgh_event.pgh_label'),
+        p_since_tracking,
+        pghistory._baseline_expression(p_config.trackers, 'pgh_event.pgh_label'),
+        pghistory._citus_probe_fence(p_config.event_table));
+END
+$$;
+
 -- The table whose row type p_row has, for as_of(); refuses other types.
 CREATE OR REPLACE FUNCTION pghistory._row_type_table(p_type regtype)
 RETURNS regclass
@@ -225,7 +298,7 @@ BEGIN
         RAISE EXCEPTION 'pghistory: as_of() needs a moment, not NULL'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'For example now() - interval ''1 day''.';
     END IF;
-    RETURN QUERY EXECUTE pghistory._as_of_query(v_config, '$1', 'SELECT $2', 1, as_of.at >= v_config.tracked_at)
+    RETURN QUERY EXECUTE pghistory._as_of_query(v_config, '$1', 'ARRAY[$2]', 1, as_of.at >= v_config.tracked_at)
         USING as_of.at, pghistory._canonical_obj_id(v_config.event_table, v_config.tracked_table, as_of.obj_id::text);
 END
 $$;
@@ -280,8 +353,8 @@ SELECT coalesce(pgh_after.obj_id, pgh_before.obj_id)::text,
  WHERE pgh_before.state IS DISTINCT FROM pgh_after.state
  ORDER BY coalesce(pgh_after.obj_id, pgh_before.obj_id)$sql$,
         v_key,
-        pghistory._as_of_query(v_config, '$1', 'SELECT unnest($3)', cardinality(v_objects), v_since >= v_config.tracked_at),
-        pghistory._as_of_query(v_config, '$2', 'SELECT unnest($3)', cardinality(v_objects), v_until >= v_config.tracked_at))
+        pghistory._as_of_query(v_config, '$1', '$3', cardinality(v_objects), v_since >= v_config.tracked_at),
+        pghistory._as_of_query(v_config, '$2', '$3', cardinality(v_objects), v_until >= v_config.tracked_at))
         USING v_since, v_until, v_objects;
 END
 $$;
