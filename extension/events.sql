@@ -185,7 +185,9 @@ END
 $$;
 
 -- The history of one object, one table or every tracked table, oldest
--- first (pgh_created_at, then pgh_id), with the columns of
+-- first: transactions in the order they began (pgh_created_at), the events
+-- of each in the order they were written, across tables too (pgh_id: one
+-- sequence numbers every event table's events, tables.sql), with the columns of
 -- pghistory.aggregate_events. tbl is a tracked table, or an event table
 -- (also one kept after untrack()); obj_id a primary key value of tbl, as
 -- text; since (inclusive) and until (exclusive) bound pgh_created_at;

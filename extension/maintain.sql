@@ -92,11 +92,15 @@ COMMENT ON FUNCTION pghistory.maintain(interval) IS
     'idempotent, one at a time, each lock waited for at most lock_timeout (busy: what was left for the '
     'next run); what pg_cron or cron calls';
 
--- Moves the pgh_id identity of every event table the caller owns past the
--- largest pgh_id there is: sequences are not replicated, so after a
--- failover to a logical-replication subscriber every tracked write would
--- fail on the event table's primary key until this runs. Never moves an
--- identity back. Returns the event tables moved and where they continue.
+-- Moves pghistory.event_id_seq, which numbers every event table's events
+-- (and the identity of an event table numbered its own way, as partitioned
+-- and kept ones of 0.1.0 may be), past the largest pgh_id of every event
+-- table the caller owns: sequences are not replicated, so after a failover
+-- to a logical-replication subscriber every tracked write would fail on
+-- the event table's primary key until this runs. Never moves one back.
+-- A caller who owns some event tables moves the shared sequence past
+-- theirs only: after a failover, run it as a superuser.
+-- Returns the event tables whose pgh_id it moved and where they continue.
 CREATE OR REPLACE FUNCTION pghistory.reset_identities()
 RETURNS TABLE (event_table regclass, next_pgh_id bigint)
 LANGUAGE plpgsql VOLATILE
@@ -108,23 +112,39 @@ DECLARE
     v_max bigint;
     v_last_value bigint;
     v_is_called boolean;
+    v_shared bigint;
+    v_behind regclass[] := '{}'::regclass[];
 BEGIN
     FOR v_table IN SELECT DISTINCT h.e FROM (SELECT t.event_table AS e FROM pghistory.tracked AS t
                                             UNION SELECT p.event_table FROM pghistory.history_policy AS p) AS h
                     WHERE pghistory._owns(h.e) ORDER BY 1 LOOP
-        v_seq := pg_catalog.pg_get_serial_sequence(v_table::text, 'pgh_id')::regclass;
-        CONTINUE WHEN v_seq IS NULL;
         EXECUTE format('SELECT max(pgh_id) FROM %s', v_table) INTO v_max;
+        CONTINUE WHEN v_max IS NULL;
+        v_seq := pg_catalog.pg_get_serial_sequence(v_table::text, 'pgh_id')::regclass;
+        IF v_seq IS NULL THEN  -- numbered by the shared sequence: moved once, below
+            IF v_max > coalesce(pg_catalog.pg_sequence_last_value('pghistory.event_id_seq'), 0) THEN
+                v_behind := v_behind || v_table;
+                v_shared := greatest(v_shared, v_max);
+            END IF;
+            CONTINUE;
+        END IF;
         EXECUTE format('SELECT last_value, is_called FROM %s', v_seq) INTO v_last_value, v_is_called;
-        IF v_max IS NOT NULL AND (v_last_value < v_max OR (v_last_value = v_max AND NOT v_is_called)) THEN
+        IF v_last_value < v_max OR (v_last_value = v_max AND NOT v_is_called) THEN
             PERFORM setval(v_seq, v_max, true);
             reset_identities.event_table := v_table;
             reset_identities.next_pgh_id := v_max + 1;
             RETURN NEXT;
         END IF;
     END LOOP;
+    IF pghistory._event_ids_past(v_shared) THEN
+        FOREACH v_table IN ARRAY v_behind LOOP
+            reset_identities.event_table := v_table;
+            reset_identities.next_pgh_id := v_shared + 1;
+            RETURN NEXT;
+        END LOOP;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION pghistory.reset_identities() IS
-    'pghistory: move the pgh_id identity of each event table the caller owns past its largest pgh_id '
+    'pghistory: move pghistory.event_id_seq (and any identity of its own) past the largest pgh_id of each event table the caller owns '
     '(after a failover to a logical-replication subscriber); returns those moved';

@@ -87,6 +87,40 @@ BEGIN
 END
 $$;
 
+-- pgh_id: one sequence numbers the events of every event table
+-- (tables.sql), so that pgh_id orders them across tables as they were
+-- written. The event tables of 0.1.0 give up their own identity and take
+-- their pgh_id from it, which starts past every pgh_id there is; their
+-- events keep their numbers (and so their slugs). Their primary key index
+-- is packed full from now on, as a new one is (event_tables.sql).
+CREATE SEQUENCE pghistory.event_id_seq AS bigint CACHE 1;
+COMMENT ON SEQUENCE pghistory.event_id_seq IS
+    'pghistory: the pgh_id of every event table, so that pgh_id orders events across tables as they were written';
+DO $$
+DECLARE
+    v_table regclass;
+    v_max bigint;
+    v_all bigint;
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory') THEN
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.event_id_seq', '');
+    END IF;
+    FOR v_table IN SELECT t.event_table FROM pghistory.tracked AS t ORDER BY t.event_table::text LOOP
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN pgh_id DROP IDENTITY IF EXISTS', v_table);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN pgh_id SET DEFAULT pg_catalog.nextval(''pghistory.event_id_seq'')',
+                       v_table);
+        EXECUTE format('ALTER INDEX %s SET (fillfactor = 100)',
+                       (SELECT k.conindid::regclass FROM pg_catalog.pg_constraint AS k
+                         WHERE k.conrelid = v_table AND k.contype = 'p'));
+        EXECUTE format('SELECT max(pgh_id) FROM %s', v_table) INTO v_max;
+        v_all := greatest(v_all, v_max);
+    END LOOP;
+    IF v_all IS NOT NULL THEN
+        PERFORM pg_catalog.setval('pghistory.event_id_seq', v_all, true);
+    END IF;
+END
+$$;
+
 -- pghistory.tracking shows trackers as the calls that make them (text[])
 DROP VIEW pghistory.tracking;
 

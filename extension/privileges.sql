@@ -11,6 +11,12 @@
 -- PUBLIC here unless its header says why it is harmless for every role.
 GRANT USAGE ON SCHEMA pghistory TO PUBLIC;
 
+-- Every event table takes its pgh_id from pghistory.event_id_seq, inserting
+-- as its owner: every role may draw numbers from it (which gives nothing but
+-- a gap in pgh_ids); moving it (setval) is for its owner and superusers
+-- (pghistory._event_ids_past()).
+GRANT USAGE ON SEQUENCE pghistory.event_id_seq TO PUBLIC;
+
 -- Context rows are created only by the trigger functions of tracked
 -- tables: _grant_attach_context() grants EXECUTE to the owners of tables
 -- tracked with context 'fk' (their trigger functions run as them), and to

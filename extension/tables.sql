@@ -74,6 +74,17 @@ CREATE TABLE pghistory.redaction (
 COMMENT ON TABLE pghistory.redaction IS
     'pghistory: the redactions made by pghistory.redact(): which object, columns and context keys, when, by whom';
 
+-- The pgh_id of every event table: one sequence for all of them, so that
+-- pgh_id alone puts the events of several tables in the order they were
+-- written (those of one transaction, and of transactions one after the
+-- other). Its cache stays at 1: a cache per session would hand two sessions
+-- interleaved ranges, and pgh_id order would no longer be write order.
+-- Each event table takes its pgh_id from it by default
+-- (event_tables.sql); the trigger functions never name it.
+CREATE SEQUENCE pghistory.event_id_seq AS bigint CACHE 1;
+COMMENT ON SEQUENCE pghistory.event_id_seq IS
+    'pghistory: the pgh_id of every event table, so that pgh_id orders events across tables as they were written';
+
 -- All of them hold user data: pg_dump must dump their rows. (Only an extension
 -- script can say so; the plain script's tables are dumped anyway.)
 DO $$
@@ -83,6 +94,9 @@ BEGIN
         PERFORM pg_catalog.pg_extension_config_dump('pghistory.tracked', '');
         PERFORM pg_catalog.pg_extension_config_dump('pghistory.history_policy', '');
         PERFORM pg_catalog.pg_extension_config_dump('pghistory.redaction', '');
+        -- and the sequence's position: a restored database goes on numbering
+        -- after the history it restored
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.event_id_seq', '');
     END IF;
 END
 $$;

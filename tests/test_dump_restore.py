@@ -101,8 +101,7 @@ def snapshot(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         state[table + " columns"] = rows(conn, """
             SELECT attname::text, format_type(atttypid, atttypmod), attidentity::text FROM pg_attribute
              WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum""", table)
-        state[table + " sequence"] = value(conn, f"""
-            SELECT last_value FROM {value(conn, "SELECT pg_get_serial_sequence(%s, 'pgh_id')", table)}""")
+    state["pgh_id sequence"] = value(conn, "SELECT last_value FROM pghistory.event_id_seq")
     return state
 
 
@@ -166,20 +165,26 @@ def test_restore_reproduces_history_contexts_and_registry(pg, db, source, target
 def test_tracking_goes_on_after_restore(pg, db, source, target, how, tmp_path):
     dump_and_restore(pg, db, target, how, tmp_path)
     with pg.connect(target) as c:
-        last = {t: value(c, f"SELECT max(pgh_id) FROM {t}") for t in EVENT_TABLES[:3]}
+        # one sequence numbers every event table: the restored one goes on past all of their events,
+        # and the events of one transaction are numbered in the order they were written
+        last = value(c, "SELECT last_value FROM pghistory.event_id_seq")
+        assert last == max(value(c, f"SELECT max(pgh_id) FROM {t}") for t in EVENT_TABLES)
         with c.transaction():
             context_id = value(c, """SELECT pghistory.set_context('{"user": "carol"}')""")
             c.execute("UPDATE orders SET state = 'restored' WHERE id = 1")
             c.execute("""UPDATE "Sales Dept"."Line Items" SET qty = 9 WHERE "Order" = 1""")
             c.execute("INSERT INTO readings VALUES (50, 50, 'new')")
         assert rows(c, "SELECT pgh_id, pgh_label, id, state, note, pgh_context_id FROM orders_event "
-                       "WHERE pgh_id > %s ORDER BY pgh_id", last["public.orders_event"]) == [
-            (last["public.orders_event"] + 1, "update", 1, "restored", "gift", context_id)]
+                       "WHERE pgh_id > %s ORDER BY pgh_id", last) == [
+            (last + 1, "update", 1, "restored", "gift", context_id)]
         assert rows(c, """SELECT pgh_id, pgh_label, qty, pgh_context FROM "Sales Dept"."Line Items_event"
-                           WHERE pgh_id > %s ORDER BY pgh_id""", last['"Sales Dept"."Line Items_event"']) == [
-            (last['"Sales Dept"."Line Items_event"'] + 1, "qty_changed", 9, {"user": "carol"})]
-        assert rows(c, "SELECT pgh_id, pgh_label, id, v FROM readings_event WHERE pgh_id > %s",
-                    last["public.readings_event"]) == [(last["public.readings_event"] + 1, "insert", 50, "new")]
+                           WHERE pgh_id > %s ORDER BY pgh_id""", last) == [
+            (last + 2, "qty_changed", 9, {"user": "carol"})]
+        assert rows(c, "SELECT pgh_id, pgh_label, id, v FROM readings_event WHERE pgh_id > %s", last) == [
+            (last + 3, "insert", 50, "new")]
+        assert rows(c, "SELECT pgh_model, pgh_label FROM pghistory.aggregate_events WHERE pgh_id > %s", last) == [
+            ("public.orders_event", "update"), ('"Sales Dept"."Line Items_event"', "qty_changed"),
+            ("public.readings_event", "insert")]
         assert rows(c, "SELECT metadata FROM pghistory.context WHERE id = %s", context_id) == [({"user": "carol"},)]
         # schema changes are followed in the restored database too
         c.execute("ALTER TABLE orders ADD COLUMN extra int")
@@ -202,6 +207,6 @@ def test_extension_tables_and_sequences_holding_data_are_dumped(conn):
     configured = rows(conn, """
         SELECT c::regclass::text, 'r' FROM pg_extension AS e, unnest(e.extconfig) AS c
          WHERE e.extname = 'pghistory' ORDER BY 1""")
-    assert members == [("pghistory.context", "r"), ("pghistory.history_policy", "r"), ("pghistory.redaction", "r"),
-                       ("pghistory.tracked", "r")]
+    assert members == [("pghistory.context", "r"), ("pghistory.event_id_seq", "S"), ("pghistory.history_policy", "r"),
+                       ("pghistory.redaction", "r"), ("pghistory.tracked", "r")]
     assert [m[0] for m in members] == [c[0] for c in configured]

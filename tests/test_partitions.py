@@ -100,7 +100,10 @@ def test_tracking_a_tracked_table_again_with_partition_by_moves_its_history(orde
     assert rows(connect(reader), "SELECT count(*) FROM orders_event") == [(4,)]
     c.execute("INSERT INTO orders VALUES (4, 'new', 'd@x')")
     assert value(c, "SELECT pgh_id FROM orders_event WHERE id = 4") == 5
-    assert value(c, "SELECT pg_get_serial_sequence('orders_event', 'pgh_id')") == "public.orders_event_pgh_id_seq"
+    assert value(c, "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef AS d JOIN pg_attribute AS a"
+                    " ON a.attrelid = d.adrelid AND a.attnum = d.adnum"
+                    " WHERE d.adrelid = 'orders_event'::regclass AND a.attname = 'pgh_id'") == (
+        "nextval('pghistory.event_id_seq'::regclass)")
 
 
 def test_a_schema_change_reaches_the_partitioned_event_table(orders):

@@ -257,7 +257,7 @@ def test_reset_identities_after_a_failover(orders):
     with c.transaction():
         c.execute("INSERT INTO orders_event (pgh_id, pgh_label, pgh_obj_id, id, status) "
                   "VALUES (6, 'insert', 7, 7, 'new'), (7, 'insert', 8, 8, 'new')")
-        c.execute("SELECT setval(pg_get_serial_sequence('orders_event', 'pgh_id'), 5)")
+        c.execute("SELECT setval('pghistory.event_id_seq', 5)")
     if value(c, "SELECT relkind::text FROM pg_class WHERE oid = 'orders_event'::regclass") == "r":
         with pytest.raises(psycopg.errors.UniqueViolation, match="orders_event_pkey"):
             c.execute("INSERT INTO orders VALUES (9, 'new')")
@@ -268,7 +268,7 @@ def test_reset_identities_after_a_failover(orders):
             c.execute("DELETE FROM orders WHERE id = 9")
             c.execute("SET LOCAL pghistory.allow_history_changes = on")
             c.execute("DELETE FROM orders_event WHERE id = 9")
-            c.execute("SELECT setval(pg_get_serial_sequence('orders_event', 'pgh_id'), 5)")
+            c.execute("SELECT setval('pghistory.event_id_seq', 5)")
     assert rows(c, "SELECT event_table::text, next_pgh_id FROM pghistory.reset_identities()") == [("orders_event", 8)]
     c.execute("INSERT INTO orders VALUES (9, 'new')")
     assert value(c, "SELECT pgh_id FROM orders_event WHERE id = 9") == 8

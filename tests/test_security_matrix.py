@@ -217,7 +217,7 @@ def check_maintain(w: World, c: psycopg.Connection) -> str:
     with w.su.transaction():
         w.su.execute("SET LOCAL pghistory.allow_history_changes = on")
         w.su.execute("UPDATE orders_event SET pgh_created_at = now() - interval '2 days'")
-        w.su.execute("SELECT setval(pg_get_serial_sequence('orders_event', 'pgh_id'), 1, false)")
+        w.su.execute("SELECT setval('pghistory.event_id_seq', 1, false)")
     reset = rows(c, "SELECT event_table::text FROM pghistory.reset_identities()")
     maintained = rows(c, "SELECT event_table::text, events_pruned FROM pghistory.maintain()")
     assert maintained in ([("orders_event", 1)], [])
