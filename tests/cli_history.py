@@ -32,6 +32,15 @@ DELETE FROM orders WHERE id = 2;
 COMMIT;
 BEGIN;
 SET LOCAL pghistory.allow_history_changes = on;
+-- one sequence numbers both tables' events (customers 1 and 5, orders 2-4, 6, 7): give each table
+-- its own 1, 2, ... so that the slugs the tests show stay short and fixed
+UPDATE orders_event SET pgh_id = pgh_id + 1000;
+UPDATE orders_event AS e SET pgh_id = n.n
+  FROM (SELECT pgh_id, row_number() OVER (ORDER BY pgh_id) AS n FROM orders_event) AS n WHERE n.pgh_id = e.pgh_id;
+UPDATE customers_event SET pgh_id = pgh_id + 1000;
+UPDATE customers_event AS e SET pgh_id = n.n
+  FROM (SELECT pgh_id, row_number() OVER (ORDER BY pgh_id) AS n FROM customers_event) AS n WHERE n.pgh_id = e.pgh_id;
+SELECT setval('pghistory.event_id_seq', (SELECT max(pgh_id) FROM orders_event));
 UPDATE orders_event SET pgh_created_at = '2026-11-01 10:00:00+00'::timestamptz + pgh_id * interval '1 minute';
 UPDATE customers_event SET pgh_created_at = '2026-11-01 10:00:30+00'::timestamptz + (pgh_id * 3 - 3) * interval '1 minute';
 COMMIT;

@@ -291,7 +291,7 @@ def test_revert_a_table_of_only_its_key(conn, level):
 
 @pytest.fixture
 def history(conn: psycopg.Connection, orders: str) -> dict[str, Any]:
-    """Two tables, three transactions: events 1-3 of orders and 1 of items in the first, ..."""
+    """Two tables, three transactions: events 1-3 of orders and 4 of items in the first, ..."""
     conn.execute("CREATE TABLE items (sku text PRIMARY KEY, qty int)")
     conn.execute("SELECT pghistory.track('items')")
     with conn.transaction():
@@ -310,13 +310,13 @@ def history(conn: psycopg.Connection, orders: str) -> dict[str, Any]:
 
 def test_events_are_oldest_first_across_tables(conn, history):
     assert browse(conn, "", "pgh_model, pgh_id, pgh_label, pgh_obj_id") == [
-        ("public.items_event", 1, "insert", "x"),
-        ("public.orders_event", 1, "insert", "1"),
+        ("public.orders_event", 1, "insert", "1"),  # one sequence numbers both tables: as written
         ("public.orders_event", 2, "insert", "2"),
         ("public.orders_event", 3, "update", "1"),
-        ("public.items_event", 2, "update", "x"),
-        ("public.orders_event", 4, "update", "1"),
-        ("public.orders_event", 5, "delete", "1"),
+        ("public.items_event", 4, "insert", "x"),
+        ("public.orders_event", 5, "update", "1"),
+        ("public.items_event", 6, "update", "x"),
+        ("public.orders_event", 7, "delete", "1"),
     ]
     assert rows(conn, "SELECT pgh_model, pgh_id FROM pghistory.aggregate_events") == \
         browse(conn, "", "pgh_model, pgh_id")
@@ -325,27 +325,27 @@ def test_events_are_oldest_first_across_tables(conn, history):
 def test_filters(conn, history):
     first, second = history["contexts"]
     t1, t2, t3 = history["times"]
-    assert browse(conn, "'orders', '1'", "pgh_id") == [(1,), (3,), (4,), (5,)]
+    assert browse(conn, "'orders', '1'", "pgh_id") == [(1,), (3,), (5,), (7,)]
     assert browse(conn, "'orders', obj_id => '2'", "pgh_id") == [(2,)]
     assert browse(conn, "'orders', obj_id => '3'", "pgh_id") == []
-    assert browse(conn, "'items', 'x'", "pgh_model, pgh_id") == [("public.items_event", 1), ("public.items_event", 2)]
+    assert browse(conn, "'items', 'x'", "pgh_model, pgh_id") == [("public.items_event", 4), ("public.items_event", 6)]
     assert browse(conn, "since => %s", "pgh_model, pgh_id", t2) == [
-        ("public.items_event", 2), ("public.orders_event", 4), ("public.orders_event", 5)]
+        ("public.orders_event", 5), ("public.items_event", 6), ("public.orders_event", 7)]
     assert browse(conn, "until => %s", "pgh_model, pgh_id", t2) == [
-        ("public.items_event", 1), ("public.orders_event", 1), ("public.orders_event", 2), ("public.orders_event", 3)]
-    assert browse(conn, "'orders', since => %s, until => %s", "pgh_id", t2, t3) == [(4,)]
+        ("public.orders_event", 1), ("public.orders_event", 2), ("public.orders_event", 3), ("public.items_event", 4)]
+    assert browse(conn, "'orders', since => %s, until => %s", "pgh_id", t2, t3) == [(5,)]
     assert browse(conn, "labels => '{update,delete}'", "pgh_model, pgh_id") == [
-        ("public.orders_event", 3), ("public.items_event", 2), ("public.orders_event", 4), ("public.orders_event", 5)]
+        ("public.orders_event", 3), ("public.orders_event", 5), ("public.items_event", 6), ("public.orders_event", 7)]
     assert browse(conn, "labels => '{}'") == []
     assert browse(conn, "context_id => %s", "pgh_model, pgh_id, pgh_context", second) == [
-        ("public.items_event", 2, {"step": 2}), ("public.orders_event", 4, {"step": 2})]
+        ("public.orders_event", 5, {"step": 2}), ("public.items_event", 6, {"step": 2})]
     assert browse(conn, "'orders', '1', context_id => %s, labels => '{update}'", "pgh_id", first) == [(3,)]
 
 
 def test_filtered_events_keep_the_diffs_of_the_whole_history(conn, history):
     t1, t2, t3 = history["times"]
     whole = {r[0]: r for r in browse(conn, "", "pgh_slug, pgh_diff")}
-    assert whole["public.orders_event:4"] == ("public.orders_event:4", {"amount": [10, 11]})
+    assert whole["public.orders_event:5"] == ("public.orders_event:5", {"amount": [10, 11]})
     for args, params in [("'orders', '1', since => %s", (t2,)), ("'orders', since => %s", (t2,)),
                          ("'orders', labels => '{update}'", ()), ("'orders', '1', labels => '{update}'", ()),
                          ("context_id => %s", (history["contexts"][1],)), ("'orders', until => %s", (t3,))]:
@@ -372,7 +372,7 @@ def test_events_accepts_the_event_table_and_history_kept_after_untrack(conn, his
     assert rows(conn, "SELECT DISTINCT pgh_model FROM pghistory.aggregate_events") == [("public.items_event",)]
     assert browse(conn, "'orders_event'", "pgh_obj_model, pgh_id, pgh_diff") == [
         ("public.orders", 1, None), ("public.orders", 2, None), ("public.orders", 3, {"status": ["new", "paid"]}),
-        ("public.orders", 4, {"amount": [10, 11]}), ("public.orders", 5, {})]
+        ("public.orders", 5, {"amount": [10, 11]}), ("public.orders", 7, {})]
     assert error(conn, "SELECT * FROM pghistory.events('orders')") == (
         "42704", "pghistory: public.orders is not tracked")
     conn.execute("SELECT pghistory.track('orders')")   # tracked again: the same history, continued
@@ -530,7 +530,7 @@ def test_readers_see_only_the_history_they_may_read(conn, connect, reader):
     c = connect(user=reader)
     assert rows(c, "SELECT pgh_model, pgh_id, pgh_context FROM pghistory.aggregate_events") == [
         ("public.orders_event", 1, None), ("public.orders_event", 2, None), ("public.orders_event", 3, None),
-        ("public.orders_event", 4, None), ("public.orders_event", 5, None)]
+        ("public.orders_event", 5, None), ("public.orders_event", 7, None)]
     assert browse(c, "", "pgh_model, pgh_id") == browse(c, "'orders'", "pgh_model, pgh_id")
     assert error(c, "SELECT * FROM pghistory.events('items')") == (
         "42501", "pghistory: permission denied for the history in public.items_event")
@@ -538,7 +538,7 @@ def test_readers_see_only_the_history_they_may_read(conn, connect, reader):
     # fk-mode metadata lives in pghistory.context: shown to those who may read it
     conn.execute(f"GRANT SELECT ON pghistory.context TO {reader}")
     assert browse(c, "'orders', '1'", "pgh_id, pgh_context") == [
-        (1, {"step": 1}), (3, {"step": 1}), (4, {"step": 2}), (5, None)]
+        (1, {"step": 1}), (3, {"step": 1}), (5, {"step": 2}), (7, None)]
 
 
 def test_a_role_without_any_grant_reads_no_history(conn, connect, make_role, history):
@@ -574,7 +574,7 @@ def test_revert_runs_with_the_callers_rights(conn, connect, reader):
     c = connect(user=reader)
     assert error(c, "SELECT pghistory.revert('orders_event', 1)")[0] == "42501"
     conn.execute(f"GRANT SELECT, INSERT, UPDATE ON orders TO {reader}")
-    assert value(c, "SELECT pghistory.revert('orders_event', 1)") == 6
+    assert value(c, "SELECT pghistory.revert('orders_event', 1)") == 8
     assert rows(conn, "SELECT * FROM orders ORDER BY id") == [(1, "new", 10), (2, "new", 20)]
 
 

@@ -339,8 +339,8 @@ def two_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, int]]:
     conn.execute("UPDATE customers SET name = 'alicia'")
     conn.execute("DELETE FROM orders WHERE id = 2")
     c, o = "public.customers_event", "public.orders_event"
-    # ties on pgh_created_at are broken by pgh_id, then pgh_model
-    return [(c, 1), (o, 1), (o, 2), (o, 3), (c, 2), (o, 4)]
+    # one sequence numbers both tables: ties on pgh_created_at come in the order written
+    return [(o, 1), (o, 2), (c, 3), (o, 4), (c, 5), (o, 6)]
 
 
 def keys(evs: list[pgh.Event]) -> list[tuple[str, int]]:
@@ -354,7 +354,7 @@ def test_events_order_and_limit(twin, two_tables):
     assert keys(twin.events(order="desc", limit=2)) == [two_tables[5], two_tables[4]]
     assert keys(twin.events(limit=1)) == [two_tables[0]]
     assert twin.events(limit=0) == []
-    assert keys(twin.events("orders", order="desc", limit=3)) == [("public.orders_event", i) for i in (4, 3, 2)]
+    assert keys(twin.events("orders", order="desc", limit=3)) == [("public.orders_event", i) for i in (6, 4, 2)]
 
 
 @pytest.mark.parametrize("order, cursor, size", [("desc", "before", 2), ("asc", "after", 4), ("asc", "after", 1)])
@@ -368,16 +368,16 @@ def test_events_keyset_pages_cover_the_history_once(twin, two_tables, order, cur
 
 def test_events_cursors_combine_with_filters_and_each_other(twin, two_tables):
     every = twin.events()
-    o2, o3, o4 = every[2], every[3], every[5]
-    assert keys(twin.events("orders", before=o3)) == two_tables[1:3]  # its transaction's ties, in order
-    assert keys(twin.events("orders", order="desc", before=o3)) == two_tables[2:0:-1]
-    assert keys(twin.events(after=o2, before=o4)) == two_tables[3:5]
+    o1, o2, o4, o6 = every[0], every[1], every[3], every[5]
+    assert keys(twin.events("orders", before=o4)) == two_tables[0:2]  # its transaction's ties, in order
+    assert keys(twin.events("orders", order="desc", before=o4)) == two_tables[1::-1]
+    assert keys(twin.events(after=o2, before=o6)) == two_tables[2:5]
     assert keys(twin.events(after=o2, labels=["update"])) == two_tables[3:5]
-    assert keys(twin.events("orders", obj_id=1, after=every[1])) == [two_tables[3]]
-    assert twin.events(after=o4) == [] and twin.events(before=every[0]) == []
+    assert keys(twin.events("orders", obj_id=1, after=o1)) == [two_tables[3]]
+    assert twin.events(after=o6) == [] and twin.events(before=o1) == []
     # a cursor's time is pushed down as since/until; an explicit bound still applies
-    assert keys(twin.events(since=o3.pgh_created_at, before=o4)) == two_tables[3:5]
-    assert keys(twin.events(until=o3.pgh_created_at, after=every[0])) == two_tables[1:3]
+    assert keys(twin.events(since=o4.pgh_created_at, before=o6)) == two_tables[3:5]
+    assert keys(twin.events(until=o4.pgh_created_at, after=o1)) == two_tables[1:3]
 
 
 def test_readme_paging(conn, two_tables):
@@ -388,7 +388,7 @@ def test_readme_paging(conn, two_tables):
     while page:
         show(page)
         page = pgh.events(conn, "orders", order="desc", limit=2, before=page[-1])
-    assert keys(shown) == [("public.orders_event", i) for i in (4, 3, 2, 1)]
+    assert keys(shown) == [("public.orders_event", i) for i in (6, 4, 2, 1)]
 
 
 def test_events_numbers_come_back_exact(conn, twin):

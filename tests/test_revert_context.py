@@ -61,13 +61,14 @@ def test_revert_context_puts_every_row_back_as_tracked_writes(conn, shop):
                           ORDER BY 1, 2""", undo) == [
         ("public.items", "10", "update"), ("public.items", "20", "insert"), ("public.items", "30", "delete"),
         ("public.orders", "1", "update"), ("public.orders", "3", "delete")]
-    # newest first: items 10 (updated last), 20, 30; orders 3, then 1
-    # taking it back again would undo the undo: those rows were changed since, by another context
+    # newest first across both tables (one sequence numbers their events): items 10 (updated last),
+    # 20, 30, then orders 3 and 1; taking it back again would undo the undo: those rows were
+    # changed since, by another context
     with pytest.raises(psycopg.errors.SerializationFailure) as info:
         conn.execute("SELECT * FROM pghistory.revert_context(%s, dry_run => true)", (shop,))
     assert info.value.diag.message_detail == (
-        "Changed since: public.items 10 (events 6); public.items 20 (events 7); public.items 30 (events 8); "
-        "public.orders 1 (events 7); public.orders 3 (events 6).")
+        "Changed since: public.items 10 (events 11); public.items 20 (events 12); public.items 30 (events 13); "
+        "public.orders 1 (events 15); public.orders 3 (events 14).")
 
 
 def test_revert_context_refuses_conflicts_unless_overridden(conn, shop):
@@ -75,7 +76,7 @@ def test_revert_context_refuses_conflicts_unless_overridden(conn, shop):
     with pytest.raises(psycopg.errors.SerializationFailure) as info:
         conn.execute("SELECT * FROM pghistory.revert_context(%s)", (shop,))
     assert info.value.diag.message_primary == f"pghistory: cannot revert context {shop}: a row was changed since by another context"
-    assert info.value.diag.message_detail == "Changed since: public.orders 1 (events 6)."
+    assert info.value.diag.message_detail == "Changed since: public.orders 1 (events 11)."
     assert state(conn)[0] == [(1, "lost"), (2, "new"), (3, "new")]  # nothing half-done
     rows(conn, "SELECT * FROM pghistory.revert_context(%s, override => true)", shop)
     assert state(conn) == BEFORE

@@ -37,7 +37,7 @@ def test_event_table_has_typed_columns_and_pgh_columns(conn, orders):
     assert rows(conn, """
         SELECT pg_get_indexdef(indexrelid) FROM pg_index
          WHERE indrelid = 'orders_event'::regclass ORDER BY indexrelid""") == [
-        ("CREATE UNIQUE INDEX orders_event_pkey ON public.orders_event USING btree (pgh_id)",),
+        ("CREATE UNIQUE INDEX orders_event_pkey ON public.orders_event USING btree (pgh_id) WITH (fillfactor='100')",),
         ("CREATE INDEX orders_event_pgh_obj_id_pgh_id_idx ON public.orders_event USING btree (pgh_obj_id, pgh_id)",),
         ("CREATE INDEX orders_event_pgh_context_id_idx ON public.orders_event USING btree (pgh_context_id)",),
     ]
