@@ -75,7 +75,8 @@ $$;
 -- (its own identity goes), or one whose default DROP EXTENSION ... CASCADE
 -- took. The sequence then moves past its largest pgh_id. One catalog
 -- lookup for a table numbered so already, which is every table track()
--- made.
+-- made. A Citus table keeps the identity _citus_own_identity() gave it:
+-- Citus numbers that from a range per node, a shared sequence it would not.
 CREATE OR REPLACE FUNCTION pghistory._use_event_id_seq(p_event_table regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -88,6 +89,9 @@ BEGIN
                  JOIN pg_catalog.pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
                 WHERE a.attrelid = p_event_table AND a.attname = 'pgh_id'
                   AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) = 'nextval(''pghistory.event_id_seq''::regclass)') THEN
+        RETURN;
+    END IF;
+    IF (pghistory._citus_distribution(p_event_table)).kind IS NOT NULL THEN
         RETURN;
     END IF;
     EXECUTE format('ALTER TABLE %s ALTER COLUMN pgh_id DROP IDENTITY IF EXISTS', p_event_table);
