@@ -217,8 +217,11 @@ def _create_dual(c: psycopg.Connection) -> None:
     c.execute("SELECT pghistory.track('item_shape')")
     c.execute("CREATE TABLE item_event (LIKE item_shape_event INCLUDING ALL)")
     c.execute("CREATE TABLE context (LIKE pghistory.context INCLUDING ALL)")
-    c.execute("DROP EXTENSION pghistory CASCADE")
+    c.execute("DROP EXTENSION pghistory CASCADE")  # takes pgh_id's default, the shared sequence, along
     c.execute("DROP TABLE item_shape, item_shape_event")
+    # pgh_id numbered as pghistory numbers it: from a sequence of its own, one value at a time
+    c.execute("CREATE SEQUENCE event_id_seq AS bigint CACHE 1")
+    c.execute("ALTER TABLE item_event ALTER COLUMN pgh_id SET DEFAULT nextval('event_id_seq')")
 
 
 def describe_event_table(c: psycopg.Connection) -> str:
