@@ -61,6 +61,10 @@ def test_history_replicates_exactly_and_failover_needs_reset_identities(logical)
             sub.execute("ALTER SUBSCRIPTION history DISABLE")
             sub.execute("ALTER SUBSCRIPTION history SET (slot_name = NONE)")
             sub.execute("DROP SUBSCRIPTION history")
+            # DISABLE stops the apply worker; its walsender on the publisher lets go of the slot
+            # a moment later, and a slot still in use cannot be dropped
+            wait_for(lambda: not value(
+                pub, "SELECT active FROM pg_replication_slots WHERE slot_name = 'history'"))
             pub.execute("SELECT pg_drop_replication_slot('history')")
         # failover: the subscriber takes writes; its pgh_id identity never moved
         with pytest.raises(psycopg.errors.UniqueViolation, match="orders_event_pkey"):
