@@ -55,28 +55,54 @@ $$;
 
 -- The FROM clause that pairs each row an UPDATE statement changed with its
 -- other version, for the update tracker storing p_snapshot ('new' or 'old').
--- Rows are paired on all the columns of the primary key, with a hash
--- join: the old row of a key is the one that had that key before the
--- statement. A row whose key the statement changed has no partner, and is
--- kept with the other side NULL: its tracked columns differ from NULLs, so
--- the default tracker records it, and a condition sees it as a row that
--- had no old version. Only tables without a primary key (or with a key
--- column whose type has no equality operator in pg_catalog) pair by
--- position in the transition tables, which PostgreSQL fills in step but
--- does not promise to (two sorts: slower on large statements too).
-CREATE OR REPLACE FUNCTION pghistory._update_pairing(p_tracked regclass, p_snapshot text)
+-- Rows are paired on all the columns of the primary key: the old row of a
+-- key is the one that had that key before the statement. A row whose key
+-- the statement changed has no partner, and is kept with the other side
+-- NULL: its tracked columns differ from NULLs, so the default tracker
+-- records it, and a condition sees it as a row that had no old version.
+-- Only tables without a primary key (or with a key column whose type has
+-- no equality operator in pg_catalog) pair by position in the transition
+-- tables, which PostgreSQL fills in step but does not promise to (two
+-- sorts: slower on large statements too).
+--
+-- p_full: a FULL JOIN, which PostgreSQL runs only as a hash or a merge
+-- join, never as a nested loop, for statements of many rows (see
+-- _update_statement() in trigger_parts.sql); _update_keeps() then drops
+-- the rows that only the other side has (the old version of a changed key).
+CREATE OR REPLACE FUNCTION pghistory._update_pairing(p_tracked regclass, p_snapshot text, p_full boolean)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(
         (SELECT format(E'pgh_%1$s_rows AS %1$s\n'
-                        '      LEFT JOIN pgh_%2$s_rows AS %2$s ON %3$s',
+                        '      %4$s JOIN pgh_%2$s_rows AS %2$s ON %3$s',
                        p_snapshot, CASE p_snapshot WHEN 'new' THEN 'old' ELSE 'new' END,
                        string_agg(format('%1$s.%3$s = %2$s.%3$s', CASE p_snapshot WHEN 'new' THEN 'old' ELSE 'new' END,
-                                         p_snapshot, pghistory._quoted(k.column_name)), ' AND ' ORDER BY k.n))
+                                         p_snapshot, pghistory._quoted(k.column_name)), ' AND ' ORDER BY k.n),
+                       CASE WHEN p_full THEN 'FULL' ELSE 'LEFT' END)
            FROM pghistory._key_columns(p_tracked) WITH ORDINALITY AS k(column_name, column_type, n)
          HAVING count(*) > 0 AND bool_and(pghistory._has_equality(k.column_type))),
-        E'(SELECT row_number() OVER () AS pgh_row, * FROM pgh_old_rows) AS old\n'
-        '      JOIN (SELECT row_number() OVER () AS pgh_row, * FROM pgh_new_rows) AS new USING (pgh_row)')
+        format(E'(SELECT row_number() OVER () AS pgh_row, * FROM pgh_old_rows) AS old\n'
+               '      %sJOIN (SELECT row_number() OVER () AS pgh_row, * FROM pgh_new_rows) AS new USING (pgh_row)',
+               CASE WHEN p_full THEN 'FULL ' ELSE '' END))
+$$;
+
+-- The WHERE clause of the FULL JOIN pairing: p_when (what changed, the
+-- tracker's condition) on the rows that have a p_snapshot side. Wrapped in
+-- coalesce(..., false) on purpose: PostgreSQL turns a FULL JOIN back into
+-- a LEFT or an inner join (which may run as a nested loop) when the WHERE
+-- clause cannot be true on a NULL side, and does not look inside coalesce.
+CREATE OR REPLACE FUNCTION pghistory._update_keeps(p_tracked regclass, p_snapshot text, p_when text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format(E'coalesce(%s\n       AND %s, false)',
+                  coalesce((SELECT format('%s.%s IS NOT NULL', p_snapshot, pghistory._quoted(k.column_name))
+                              FROM pghistory._key_columns(p_tracked) WITH ORDINALITY AS k(column_name, column_type, n)
+                             WHERE k.n = 1 AND pghistory._has_equality(k.column_type)),
+                           -- paired by position: every row has both sides
+                           'true'),
+                  p_when)
 $$;

@@ -29,6 +29,10 @@ COMMENT ON TABLE pghistory.context IS
 -- signature of 0.1.0 goes, and the code parts create the new one.
 DROP FUNCTION pghistory.track(regclass, pghistory.tracker[], text[], text[], text, text, text, boolean);
 
+-- expressions.sql: _update_pairing() makes either join of the update
+-- statement's two (see _update_statement() in trigger_parts.sql)
+DROP FUNCTION pghistory._update_pairing(regclass, text);
+
 -- events.sql: _events_query() takes the names of the filters given, not
 -- five flags
 DROP FUNCTION pghistory._events_query(regclass, text, pghistory.tracker[], boolean,

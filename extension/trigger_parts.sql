@@ -160,6 +160,36 @@ AS $$
         || coalesce(E'\n     WHERE ' || p_when, '')
 $$;
 
+-- The statement of an UPDATE tracker at statement level. PL/pgSQL keeps a
+-- statement's plan for the life of the connection, made for the size of
+-- the statement that first ran it: a nested loop chosen for a one-row
+-- UPDATE would make a later UPDATE of many rows quadratic. So up to 32
+-- rows pair with the join the planner likes (at that size any join is
+-- fast, and a nested loop fastest), and more with a FULL JOIN, which is
+-- never a nested loop, whatever size its kept plan was made for.
+CREATE OR REPLACE FUNCTION pghistory._update_statement(p_config pghistory.tracked, p_tracker pghistory.tracker,
+                                                       p_target text, p_values text, p_when text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pghistory._fill_template($t$IF EXISTS (SELECT FROM pgh_new_rows OFFSET 32) THEN
+        -- many rows: paired by a join that is never a nested loop
+        %%MANY%%;
+    ELSE
+        %%FEW%%;
+    END IF;$t$, jsonb_build_object(
+        'MANY', replace(pghistory._insert_select(
+                            p_config.event_table, p_target, p_values,
+                            pghistory._update_pairing(p_config.tracked_table, p_tracker.snapshot, true),
+                            pghistory._update_keeps(p_config.tracked_table, p_tracker.snapshot, p_when)),
+                        E'\n', E'\n    '),
+        'FEW', replace(pghistory._insert_select(
+                           p_config.event_table, p_target, p_values,
+                           pghistory._update_pairing(p_config.tracked_table, p_tracker.snapshot, false), p_when),
+                       E'\n', E'\n    ')))
+$$;
+
 -- The statement that records the rows a call of a tracker's function sees:
 --   row level: an INSERT ... VALUES of OLD or NEW, inside an IF when there
 --     is a condition (checked here rather than in the trigger's WHEN: a
@@ -219,13 +249,14 @@ BEGIN
                                     ELSE '' END,
                        'COUNT', CASE WHEN p_config.context = 'fk'
                                      THEN E'\n    GET DIAGNOSTICS v_rows = ROW_COUNT;' ELSE '' END));
+    ELSIF p_tracker.operation = 'update' THEN
+        RETURN pghistory._update_statement(p_config, p_tracker, v_lists.target, v_lists.vals, v_when);
     ELSE
         RETURN pghistory._insert_select(p_config.event_table, v_lists.target, v_lists.vals,
                    CASE p_tracker.operation
                        WHEN 'insert' THEN 'pgh_new_rows AS new'
                        WHEN 'delete' THEN 'pgh_old_rows AS old'
                        WHEN 'truncate' THEN 'ONLY ' || pghistory._qualified_name(p_config.tracked_table) || ' AS old'
-                       WHEN 'update' THEN pghistory._update_pairing(p_config.tracked_table, p_tracker.snapshot)
                    END, v_when) || ';';
     END IF;
 END

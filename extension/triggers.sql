@@ -107,18 +107,14 @@ $$;
 -- Transition tables have no statistics, so the planner guesses the pairing
 -- join's size wildly (millions of rows for thousands) and would JIT-compile
 -- it, which costs more than the whole insert: statement functions run with
--- jit off. And PL/pgSQL keeps the plan for the life of the connection, made
--- for the size of the statement that first used it: a nested loop chosen
--- for a one-row UPDATE would make a later UPDATE of many rows quadratic.
--- The pairing is always a hash join.
-CREATE OR REPLACE FUNCTION pghistory._trigger_settings(p_row_level boolean, p_operation text)
+-- jit off. (The pairing's join method needs no setting: see
+-- _update_statement() in trigger_parts.sql.)
+CREATE OR REPLACE FUNCTION pghistory._trigger_settings(p_row_level boolean)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN p_row_level THEN ''
-                WHEN p_operation = 'update' THEN E'\nSET jit = off\nSET enable_nestloop = off\nSET enable_mergejoin = off'
-                ELSE E'\nSET jit = off' END
+    SELECT CASE WHEN p_row_level THEN '' ELSE E'\nSET jit = off' END
 $$;
 
 -- Generates the trigger function of one tracker (from the templates
@@ -143,7 +139,7 @@ BEGIN
     EXECUTE format($sql$CREATE FUNCTION %s() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp%s
-AS %L$sql$, v_function, pghistory._trigger_settings(v_row_level, p_tracker.operation),
+AS %L$sql$, v_function, pghistory._trigger_settings(v_row_level),
         pghistory._fill_template(pghistory._trigger_body_template(), jsonb_build_object(
             -- names may hold line breaks, which would end the comment early
             'TABLE', translate(v_table, E'\n\r', '  '),
