@@ -116,6 +116,10 @@ def main(argv: list[str]) -> int:
             found = re.search(r"Collected : (\d+)", log)
             if not found:
                 raise SystemExit(f"bench/instructions.py: no instruction count from valgrind for {name}:\n{log[-2000:]}")
+            if int(found.group(1)) == 0:
+                raise SystemExit(f"bench/instructions.py: valgrind counted nothing for {name}: this postgres has no "
+                                 "symbols for exec_simple_query (a stripped build, e.g. Debian's); "
+                                 "run with PGH_SYSTEM_PG=off for a build that has them")
             counts[name] = int(found.group(1)) / args.transactions
 
     floor = counts["floor_pairing"]
