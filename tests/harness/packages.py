@@ -7,6 +7,12 @@ As root (as CI runs) a missing package is installed with apt-get, once per
 process and under a lock, so concurrent test processes do not race on dpkg.
 Elsewhere nothing is installed, and the reason says what to install by hand.
 Tests skip with that reason: a laptop without them still runs everything else.
+
+An install never upgrades the PostgreSQL packages already there: other tests'
+servers run from the system's PostgreSQL, and a newer postgresql-15 unpacked
+under them (as a dependency of postgresql-server-dev-15, say) makes every
+running server fail to load plpgsql. Those packages are named at their
+installed versions, so apt-get keeps them or fails (and the test skips).
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ def _installed(package: str) -> bool:
         return False
     result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
     return result.returncode == 0 and "install ok installed" in result.stdout
+
+
+def _installed_postgresql() -> list[str]:
+    """``name=version`` of every installed PostgreSQL server, client and libpq package."""
+    result = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status} ${Package}=${Version}\\n",
+                             "postgresql-*", "libpq*"], capture_output=True, text=True)
+    return [line.split()[1] for line in result.stdout.splitlines()
+            if line.startswith("installed ") and "-dev" not in line.split()[1].split("=")[0]]
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,7 +59,8 @@ def debian_packages(*packages: str) -> str | None:
             return None
         _apt_updated()
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        result = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        result = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing,
+                                 *_installed_postgresql()],
                                 capture_output=True, text=True, env=env, timeout=1200)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
