@@ -99,10 +99,10 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT format(E'coalesce(%s\n       AND %s, false)',
+                  -- a key column is never NULL in a row of the table, only on a NULL side;
+                  -- paired by position (no key), every row has both sides
                   coalesce((SELECT format('%s.%s IS NOT NULL', p_snapshot, pghistory._quoted(k.column_name))
-                              FROM pghistory._key_columns(p_tracked) WITH ORDINALITY AS k(column_name, column_type, n)
-                             WHERE k.n = 1 AND pghistory._has_equality(k.column_type)),
-                           -- paired by position: every row has both sides
+                              FROM pghistory._key_columns(p_tracked) AS k LIMIT 1),
                            'true'),
                   p_when)
 $$;
