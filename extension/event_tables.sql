@@ -11,7 +11,10 @@
 -- (fillfactor 100): pgh_ids only grow, every insert goes to its last page,
 -- and the room a page split leaves for inserts in between would stay empty.
 -- The (pgh_obj_id, pgh_id) index makes one object's history, and its
--- latest event, one probe.
+-- latest event, one probe. pgh_xact is the transaction that wrote the
+-- event (pg_current_xact_id(): 64 bits, never reused in a cluster), so
+-- that events can be grouped by transaction across tables; it is not
+-- indexed (grouping reads events already found some other way).
 CREATE OR REPLACE FUNCTION pghistory._create_event_table(p_schema name, p_name name, p_tracked regclass)
 RETURNS regclass
 LANGUAGE plpgsql VOLATILE
@@ -25,6 +28,7 @@ BEGIN
         CREATE TABLE %I.%I (
             pgh_id         bigint      DEFAULT pg_catalog.nextval('pghistory.event_id_seq') PRIMARY KEY WITH (fillfactor = 100),
             pgh_created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            pgh_xact       xid8        DEFAULT pg_catalog.pg_current_xact_id(),
             pgh_label      text        NOT NULL,
             pgh_obj_id     %s
         )$sql$, p_schema, p_name, v_obj_id_type);
@@ -103,8 +107,11 @@ END
 $$;
 
 -- Brings an event table up to a configuration: adds the tracked columns it
--- lacks (typed like the tracked table's, without constraints) and the
--- context columns the mode needs. Never drops anything: history stays.
+-- lacks (typed like the tracked table's, without constraints), the
+-- context columns the mode needs, and pgh_xact to a table made before
+-- 0.2.0 (its events keep NULL there: their transaction is not known; a
+-- volatile default in ADD COLUMN would give them all this one). Never
+-- drops anything: history stays.
 CREATE OR REPLACE FUNCTION pghistory._add_event_columns(p_config pghistory.tracked)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -114,6 +121,12 @@ DECLARE
     v_additions text;
 BEGIN
     PERFORM pghistory._use_event_id_seq(p_config.event_table);
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute
+                    WHERE attrelid = p_config.event_table AND attname = 'pgh_xact' AND NOT attisdropped) THEN
+        EXECUTE format('ALTER TABLE %s ADD COLUMN pgh_xact xid8', p_config.event_table);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN pgh_xact SET DEFAULT pg_catalog.pg_current_xact_id()',
+                       p_config.event_table);
+    END IF;
     IF p_config.context IN ('fk', 'json') AND NOT EXISTS (
             SELECT FROM pg_catalog.pg_attribute
              WHERE attrelid = p_config.event_table AND attname = 'pgh_context_id' AND NOT attisdropped) THEN

@@ -39,7 +39,7 @@ BEGIN
 END
 $$;
 
--- The query that reads one event table for events(): the eleven columns of
+-- The query that reads one event table for events(): the twelve columns of
 -- pghistory.aggregate_events, in order, with events()'s filters applied
 -- inside it ($1 obj_id, $2 since, $3 until, $4 labels, $5 context_id,
 -- $6 changed). p_filters names the filters given ('obj_id', 'since', ...):
@@ -68,6 +68,7 @@ DECLARE
     v_obj_id_type text;
     v_has_context_id boolean;
     v_has_context boolean;
+    v_has_xact boolean;  -- history kept after untrack() from before 0.2.0 has no pgh_xact
     v_context text;
     v_where text[];
     v_obj_id boolean := 'obj_id' = ANY (p_filters);
@@ -87,6 +88,8 @@ BEGIN
                                    AND a.attname = 'pgh_context_id' AND NOT a.attisdropped);
     v_has_context := EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = p_event_table
                                 AND a.attname = 'pgh_context' AND NOT a.attisdropped);
+    v_has_xact := EXISTS (SELECT FROM pg_catalog.pg_attribute AS a WHERE a.attrelid = p_event_table
+                             AND a.attname = 'pgh_xact' AND NOT a.attisdropped);
     IF 'context_id' = ANY (p_filters) AND NOT v_has_context_id THEN
         RETURN NULL;
     END IF;
@@ -166,8 +169,8 @@ SELECT %1$L::text || ':' || pgh_row.pgh_id AS pgh_slug, %1$L::text AS pgh_model,
             WHEN 'o' THEN CASE WHEN pgh_next.pgh_id IS NOT NULL AND %5$s <> 'i' THEN %7$s END
        END AS pgh_diff,
        %8$s::uuid AS pgh_context_id, %9$s::jsonb AS pgh_context,
-       %10$L::text AS pgh_obj_model, pgh_row.pgh_obj_id::text AS pgh_obj_id
-  FROM %11$s%12$s$sql$,
+       %10$L::text AS pgh_obj_model, pgh_row.pgh_obj_id::text AS pgh_obj_id, %11$s::xid8 AS pgh_xact
+  FROM %12$s%13$s$sql$,
         v_model,
         pghistory._data_expression(v_columns, 'pgh_row'),
         pghistory._event_kind_expression(p_trackers, 'pgh_row.pgh_label'),
@@ -178,6 +181,7 @@ SELECT %1$L::text || ':' || pgh_row.pgh_id AS pgh_slug, %1$L::text AS pgh_model,
         CASE WHEN v_has_context_id THEN 'pgh_row.pgh_context_id' ELSE 'NULL' END,
         coalesce(v_context, 'NULL'),
         p_obj_model,
+        CASE WHEN v_has_xact THEN 'pgh_row.pgh_xact' ELSE 'NULL' END,
         v_from,
         CASE WHEN cardinality(v_where) > 0
              THEN E'\n WHERE ' || array_to_string(v_where, E'\n   AND ') ELSE '' END);
@@ -188,7 +192,8 @@ $$;
 -- first: transactions in the order they began (pgh_created_at), the events
 -- of each in the order they were written, across tables too (pgh_id: one
 -- sequence numbers every event table's events, tables.sql), with the columns of
--- pghistory.aggregate_events. tbl is a tracked table, or an event table
+-- pghistory.aggregate_events; pgh_xact, the transaction that wrote each
+-- event, groups them by transaction. tbl is a tracked table, or an event table
 -- (also one kept after untrack()); obj_id a primary key value of tbl, as
 -- text; since (inclusive) and until (exclusive) bound pgh_created_at;
 -- labels and context_id keep the events that have them; changed keeps
@@ -211,7 +216,7 @@ CREATE OR REPLACE FUNCTION pghistory.events(tbl        regclass    DEFAULT NULL,
                                  changed    text[]      DEFAULT NULL)
 RETURNS TABLE (pgh_slug text, pgh_model text, pgh_id bigint, pgh_created_at timestamptz, pgh_label text,
                pgh_data jsonb, pgh_diff jsonb, pgh_context_id uuid, pgh_context jsonb,
-               pgh_obj_model text, pgh_obj_id text)
+               pgh_obj_model text, pgh_obj_id text, pgh_xact xid8)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off  -- compiling costs more than these index probes and scans gain from it
@@ -276,7 +281,7 @@ COMMENT ON FUNCTION pghistory.events(regclass, text, timestamptz, timestamptz, t
 -- after untrack() is read with events('<event table>').
 CREATE OR REPLACE VIEW pghistory.aggregate_events AS
 SELECT e.pgh_slug, e.pgh_model, e.pgh_id, e.pgh_created_at, e.pgh_label, e.pgh_data, e.pgh_diff,
-       e.pgh_context_id, e.pgh_context, e.pgh_obj_model, e.pgh_obj_id
+       e.pgh_context_id, e.pgh_context, e.pgh_obj_model, e.pgh_obj_id, e.pgh_xact
   FROM pghistory.events() AS e;
 COMMENT ON VIEW pghistory.aggregate_events IS
     'pghistory: every event of every tracked table the current role may read, oldest first';
@@ -292,7 +297,7 @@ CREATE OR REPLACE FUNCTION pghistory.events(tbl        regclass,
                                  changed    text[]      DEFAULT NULL)
 RETURNS TABLE (pgh_slug text, pgh_model text, pgh_id bigint, pgh_created_at timestamptz, pgh_label text,
                pgh_data jsonb, pgh_diff jsonb, pgh_context_id uuid, pgh_context jsonb,
-               pgh_obj_model text, pgh_obj_id text)
+               pgh_obj_model text, pgh_obj_id text, pgh_xact xid8)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM pghistory.events(tbl, obj_id::text, since, until, labels, context_id, changed) $$;

@@ -125,6 +125,21 @@ BEGIN
 END
 $$;
 
+-- pgh_xact: the transaction that wrote each event, so that events can be
+-- grouped by transaction across tables (event_tables.sql). Events 0.1.0
+-- recorded keep NULL there: their transaction is not known (a volatile
+-- default in ADD COLUMN would give them all the one running this update).
+DO $$
+DECLARE
+    v_table regclass;
+BEGIN
+    FOR v_table IN SELECT t.event_table FROM pghistory.tracked AS t ORDER BY t.event_table::text LOOP
+        EXECUTE format('ALTER TABLE %s ADD COLUMN pgh_xact xid8', v_table);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN pgh_xact SET DEFAULT pg_catalog.pg_current_xact_id()', v_table);
+    END LOOP;
+END
+$$;
+
 -- pghistory.tracking shows trackers as the calls that make them (text[])
 DROP VIEW pghistory.tracking;
 

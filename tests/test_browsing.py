@@ -50,7 +50,7 @@ def test_aggregate_events_exists_and_is_empty_when_nothing_is_tracked(conn):
         ("pgh_slug", "text"), ("pgh_model", "text"), ("pgh_id", "bigint"),
         ("pgh_created_at", "timestamp with time zone"), ("pgh_label", "text"), ("pgh_data", "jsonb"),
         ("pgh_diff", "jsonb"), ("pgh_context_id", "uuid"), ("pgh_context", "jsonb"),
-        ("pgh_obj_model", "text"), ("pgh_obj_id", "text"),
+        ("pgh_obj_model", "text"), ("pgh_obj_id", "text"), ("pgh_xact", "xid8"),
     ]
     assert rows(conn, "SELECT * FROM pghistory.aggregate_events") == []
     assert rows(conn, "SELECT * FROM pghistory.events()") == []

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from cli_history import ALICE, BOB, make_history
+from sqlhelpers import rows
 from pghistory.cli import main
 
 LOG = '''\
@@ -121,7 +122,8 @@ def test_log_reads_the_dsn_from_database_url(history, capsys, monkeypatch):
     assert run(capsys, "log") == (0, LOG, "")
 
 
-def test_log_json_lines_have_the_columns_of_aggregate_events(history, capsys):
+def test_log_json_lines_have_the_columns_of_aggregate_events(history, conn, capsys):
+    xact = dict(rows(conn, "SELECT pgh_id, pgh_xact::text::bigint FROM orders_event"))
     status, out, err = run(capsys, "log", "--format", "json", "-n", "2", "--dsn", history)
     assert (status, err) == (0, "")
     assert [json.loads(line) for line in out.splitlines()] == [
@@ -129,15 +131,16 @@ def test_log_json_lines_have_the_columns_of_aggregate_events(history, capsys):
          "pgh_created_at": "2026-11-01T10:05:00+00:00", "pgh_label": "delete",
          "pgh_data": {"id": 2, "amount": 5, "status": "new", "customer_id": 1}, "pgh_diff": {},
          "pgh_context_id": ALICE, "pgh_context": {"url": "/orders/2/cancel", "user": "alice"},
-         "pgh_obj_model": "public.orders", "pgh_obj_id": "2"},
+         "pgh_obj_model": "public.orders", "pgh_obj_id": "2", "pgh_xact": xact[5]},
         {"pgh_slug": "public.orders_event:4", "pgh_model": "public.orders_event", "pgh_id": 4,
          "pgh_created_at": "2026-11-01T10:04:00+00:00", "pgh_label": "update",
          "pgh_data": {"id": 1, "amount": 12.5, "status": "paid", "customer_id": 1}, "pgh_diff": {"amount": [10, 12.5]},
-         "pgh_context_id": None, "pgh_context": None, "pgh_obj_model": "public.orders", "pgh_obj_id": "1"},
+         "pgh_context_id": None, "pgh_context": None, "pgh_obj_model": "public.orders", "pgh_obj_id": "1",
+         "pgh_xact": xact[4]},
     ]
     assert list(json.loads(out.splitlines()[0])) == [
         "pgh_slug", "pgh_model", "pgh_id", "pgh_created_at", "pgh_label", "pgh_data", "pgh_diff",
-        "pgh_context_id", "pgh_context", "pgh_obj_model", "pgh_obj_id"]
+        "pgh_context_id", "pgh_context", "pgh_obj_model", "pgh_obj_id", "pgh_xact"]
 
 
 @pytest.mark.parametrize("args, slugs", [

@@ -176,7 +176,7 @@ def test_none_mode_has_no_context_columns(conn):
         conn.execute("INSERT INTO t VALUES (1)")
     assert value(conn, """SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
                            WHERE attrelid = 't_event'::regclass AND attnum > 0""") == [
-        "pgh_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "id"]
+        "pgh_id", "pgh_created_at", "pgh_xact", "pgh_label", "pgh_obj_id", "id"]
     assert value(conn, "SELECT count(*) FROM pghistory.context") == 0
 
 

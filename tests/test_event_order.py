@@ -1,7 +1,7 @@
 """Events in the order they were written, across tables (issue 14, "Order and transaction across
 tables"): one sequence, pghistory.event_id_seq, numbers the events of every event table, so
 pgh_id orders them; events() and aggregate_events put the events of one transaction in that
-order. What keeps the numbers unique: dump/restore (test_dump_restore.py), reset_identities()
+order, and pgh_xact (the transaction that wrote each event) groups them. What keeps the numbers unique: dump/restore (test_dump_restore.py), reset_identities()
 after a failover (here and test_replication.py), event tables numbered their own way."""
 
 from __future__ import annotations
@@ -44,6 +44,47 @@ def test_one_transaction_across_three_tables_comes_back_in_written_order(shop):
     # pgh_id alone is that order, and no two events of any table share one
     assert rows(c, "SELECT pgh_model, pgh_label, pgh_obj_id FROM pghistory.aggregate_events ORDER BY pgh_id") == written
     assert value(c, "SELECT array_agg(pgh_id ORDER BY pgh_id) FROM pghistory.aggregate_events") == list(range(1, 8))
+
+
+def test_pgh_xact_groups_the_events_of_one_transaction_across_tables(shop):
+    c = shop
+    c.execute("SELECT pghistory.track('orders', trackers => ARRAY[pghistory.insert_event(),"
+              " pghistory.manual_event('checked')])")
+    c.execute("INSERT INTO items VALUES (100, 0)")
+    with c.transaction():
+        c.execute("INSERT INTO orders VALUES (1, 'new')")
+        c.execute("INSERT INTO lines VALUES (1, 1, 'a')")
+        c.execute("UPDATE items SET qty = 1 WHERE id = 100")
+        c.execute("SELECT pghistory.create_event('orders', 1, 'checked')")
+        inside = value(c, "SELECT pg_current_xact_id()::text")
+    with c.transaction():  # two transactions starting in one statement's time are still two
+        c.execute("TRUNCATE items")
+        later = value(c, "SELECT pg_current_xact_id()::text")
+    got = rows(c, "SELECT pgh_model, pgh_label, pgh_xact::text FROM pghistory.aggregate_events"
+                  " WHERE pgh_xact IN (%s::xid8, %s::xid8)", inside, later)
+    assert got == [("public.orders_event", "insert", inside), ("public.lines_event", "insert", inside),
+                   ("public.items_event", "update", inside), ("public.orders_event", "checked", inside),
+                   ("public.items_event", "truncate", later)]
+    # every event has one, events() shows the event table's own, and nothing indexes it
+    assert value(c, "SELECT count(*) FROM pghistory.aggregate_events WHERE pgh_xact IS NULL") == 0
+    assert rows(c, "SELECT e.pgh_xact = o.pgh_xact FROM pghistory.events('orders') AS e"
+                   " JOIN orders_event AS o USING (pgh_id)") == [(True,), (True,)]
+    assert value(c, "SELECT count(*) FROM pg_index AS i JOIN pg_attribute AS a ON a.attrelid = i.indrelid"
+                    " AND a.attnum = ANY (i.indkey) WHERE a.attname = 'pgh_xact'") == 0
+
+
+def test_pgh_xact_cannot_be_forged_by_a_writer(conn, make_role, connect):
+    conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    conn.execute("SELECT pghistory.track('notes')")
+    writer = make_role("writer")
+    conn.execute(sql.SQL("GRANT INSERT, UPDATE ON notes TO {}").format(sql.Identifier(writer)))
+    with connect(user=writer) as w, w.transaction():
+        w.execute("SET LOCAL pghistory.context_id = '00000000-0000-4000-8000-000000000001'")
+        w.execute("INSERT INTO notes VALUES (1, 'a')")
+        mine = value(w, "SELECT pg_current_xact_id()::text")
+    assert value(conn, "SELECT pgh_xact::text FROM notes_event") == mine
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), connect(user=writer) as w:
+        w.execute("UPDATE notes_event SET pgh_xact = '1'")
 
 
 def test_every_event_table_takes_its_pgh_id_from_the_shared_sequence(shop):

@@ -104,7 +104,7 @@ def test_any_table_shape_tracks_every_write(conn, table, columns, level, context
         conn.execute(sql.SQL("DELETE FROM {}").format(qualified))
 
         history = conn.execute(sql.SQL(
-            "SELECT pgh_label, to_jsonb(e) - ARRAY['pgh_id', 'pgh_created_at', 'pgh_label', 'pgh_obj_id', "
+            "SELECT pgh_label, to_jsonb(e) - ARRAY['pgh_id', 'pgh_created_at', 'pgh_xact', 'pgh_label', 'pgh_obj_id', "
             "'pgh_context_id', 'pgh_context'] FROM {} AS e ORDER BY pgh_id").format(sql.SQL(event_table))).fetchall()
         by_label: dict[str, list[Any]] = {}
         for label, doc in history:

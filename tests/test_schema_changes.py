@@ -53,7 +53,8 @@ def trigger_functions(conn: psycopg.Connection) -> list[tuple[str, str]]:
          ORDER BY 1, 2""")
 
 
-EVENT_COLUMNS = [("pgh_id", "bigint"), ("pgh_created_at", "timestamp with time zone"), ("pgh_label", "text"),
+EVENT_COLUMNS = [("pgh_id", "bigint"), ("pgh_created_at", "timestamp with time zone"), ("pgh_xact", "xid8"),
+                 ("pgh_label", "text"),
                  ("pgh_obj_id", "integer"), ("pgh_context_id", "uuid")]
 
 
@@ -127,7 +128,7 @@ def test_added_pgh_column_is_refused_and_rolled_back(conn, orders):
 def test_renamed_column_is_renamed_in_the_event_table(conn, orders):
     conn.execute("UPDATE orders SET status = 'paid'")
     conn.execute("ALTER TABLE orders RENAME COLUMN status TO state")
-    assert [c for c, _ in columns(conn, "orders_event")][5:] == ["id", "state", "amount"]
+    assert [c for c, _ in columns(conn, "orders_event")][len(EVENT_COLUMNS):] == ["id", "state", "amount"]
     conn.execute("UPDATE orders SET state = 'shipped'")
     assert events(conn, "orders_event", "pgh_label, id, state, amount") == [
         ("insert", 1, "new", 10), ("update", 1, "paid", 10), ("update", 1, "shipped", 10)]
@@ -160,7 +161,7 @@ def test_rename_of_an_excluded_column_renames_it_in_exclude(conn, level):
     conn.execute("SELECT pghistory.track('orders', exclude => '{updated_at}', level => %s)", (level,))
     conn.execute("ALTER TABLE orders RENAME COLUMN updated_at TO changed_at")
     assert config(conn)[:2] == (None, ["changed_at"])
-    assert [c for c, _ in columns(conn, "orders_event")][5:] == ["id", "status"]
+    assert [c for c, _ in columns(conn, "orders_event")][len(EVENT_COLUMNS):] == ["id", "status"]
 
 
 def test_rename_onto_a_history_column_is_refused(conn, orders):
@@ -278,7 +279,7 @@ def test_type_change_is_applied_to_the_event_table(conn, orders):
     conn.execute("ALTER TABLE orders ALTER COLUMN amount TYPE int")        # assignment cast: rounds, like the table
     conn.execute("ALTER TABLE orders ALTER COLUMN status TYPE varchar(10)")
     conn.execute("UPDATE orders SET amount = 12")
-    assert columns(conn, "orders_event")[5:] == [("id", "integer"), ("status", "character varying(10)"),
+    assert columns(conn, "orders_event")[len(EVENT_COLUMNS):] == [("id", "integer"), ("status", "character varying(10)"),
                                                  ("amount", "integer")]
     assert events(conn, "orders_event", "pgh_label, amount") == [("insert", 10), ("update", 11), ("update", 12)]
 
@@ -329,7 +330,7 @@ def test_shorter_type_never_truncates_history(conn, level):
 def test_primary_key_type_change_changes_pgh_obj_id(conn, orders):
     conn.execute("ALTER TABLE orders ALTER COLUMN id TYPE bigint")
     conn.execute("INSERT INTO orders VALUES (5000000000, 'big', 1)")
-    assert columns(conn, "orders_event")[3] == ("pgh_obj_id", "bigint")
+    assert columns(conn, "orders_event")[4] == ("pgh_obj_id", "bigint")
     assert events(conn, "orders_event", "pgh_label, pgh_obj_id, id") == [
         ("insert", 1, 1), ("insert", 5000000000, 5000000000)]
 
@@ -343,7 +344,7 @@ def test_collation_change_is_applied(conn, orders):
 def test_several_changes_in_one_statement(conn, orders):
     conn.execute("ALTER TABLE orders ADD COLUMN note text, DROP COLUMN amount, ALTER COLUMN id TYPE bigint")
     conn.execute("UPDATE orders SET note = 'x'")
-    assert columns(conn, "orders_event")[3:] == [
+    assert columns(conn, "orders_event")[4:] == [
         ("pgh_obj_id", "bigint"), ("pgh_context_id", "uuid"), ("id", "bigint"), ("status", "text"),
         ("amount", "numeric"), ("note", "text")]
     assert events(conn, "orders_event", "pgh_label, id, status, amount, note") == [
@@ -356,7 +357,7 @@ def test_a_refused_change_rolls_back_with_the_transaction_intact(conn, orders):
             conn.execute("ALTER TABLE orders ADD COLUMN note text")
             conn.execute("UPDATE orders SET note = 'x'")
             conn.execute("ALTER TABLE orders ALTER COLUMN status TYPE int USING 0")
-    assert [c for c, _ in columns(conn, "orders_event")][5:] == ["id", "status", "amount"]
+    assert [c for c, _ in columns(conn, "orders_event")][len(EVENT_COLUMNS):] == ["id", "status", "amount"]
     conn.execute("UPDATE orders SET status = 'paid'")
     assert events(conn, "orders_event", "pgh_label, status") == [("insert", "new"), ("update", "paid")]
 

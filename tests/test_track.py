@@ -27,6 +27,7 @@ def test_event_table_has_typed_columns_and_pgh_columns(conn, orders):
           FROM pg_attribute WHERE attrelid = 'orders_event'::regclass AND attnum > 0 ORDER BY attnum""") == [
         ("pgh_id", "bigint", True),
         ("pgh_created_at", "timestamp with time zone", True),
+        ("pgh_xact", "xid8", False),
         ("pgh_label", "text", True),
         ("pgh_obj_id", "integer", False),
         ("pgh_context_id", "uuid", False),

@@ -83,7 +83,7 @@ def test_track_again_reconfigures_and_keeps_history(conn):
         (["update", "audit"], ["id", "status", "amount"], "json", "statement")]
     assert value(conn, """SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
                            WHERE attrelid = 'orders_event'::regclass AND attnum > 0""") == [
-        "pgh_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "pgh_context_id",
+        "pgh_id", "pgh_created_at", "pgh_xact", "pgh_label", "pgh_obj_id", "pgh_context_id",
         "id", "status", "pgh_context", "amount"]
 
 

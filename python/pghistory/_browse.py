@@ -38,7 +38,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ._rows import EVENT_COLUMNS, Event
+from ._rows import EVENT_COLUMNS, Event, event_column
 
 #: Events read in full per round trip (step 2).
 BATCH = 50
@@ -238,7 +238,7 @@ def _details(conn: psycopg.Connection[Any], keys: list[tuple[Source, int, dt.dat
     by_source: dict[int, tuple[Source, list[int]]] = {}
     for source, pgh_id, _, _ in keys:
         by_source.setdefault(source.oid, (source, []))[1].append(pgh_id)
-    columns = sql.SQL(", ").join(sql.SQL("pgh_events.{}").format(sql.Identifier(c)) for c in EVENT_COLUMNS)
+    columns = sql.SQL(", ").join(event_column(c, "pgh_events") for c in EVENT_COLUMNS)
     for oid, (source, ids) in by_source.items():
         if oid not in prepared:
             name = f"pghistory_page_{uuid.uuid4().hex[:12]}"

@@ -25,7 +25,7 @@ from psycopg import sql
 from ._calls import AnyConn, ObjId, column_names, obj_id_text, quoting_context, scalar
 from ._names import TableName, quoted
 from ._ops import Execute, Gen, Row, sync_twin
-from ._rows import EVENT_COLUMNS, Event
+from ._rows import EVENT_COLUMNS, Event, event_column
 
 Order = Literal["asc", "desc"]
 
@@ -102,7 +102,7 @@ def events_gen(
         params += [before.pgh_created_at, before.pgh_id, before.pgh_model]
     direction = sql.SQL("DESC" if order == "desc" else "ASC")
     columns = [
-        sql.SQL("e.{}::text").format(sql.Identifier(c)) if c in _EXACT_JSON else sql.SQL("e.{}").format(sql.Identifier(c))
+        sql.SQL("e.{}::text").format(sql.Identifier(c)) if c in _EXACT_JSON else event_column(c, "e")
         for c in EVENT_COLUMNS
     ]
     query = sql.SQL(

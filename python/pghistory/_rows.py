@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
+
 
 @dataclass(frozen=True)
 class Event:
@@ -24,7 +26,10 @@ class Event:
     next one (``None`` until there is one); ``{}`` for a delete or truncate.
     Numbers in both are `int` or, with a fraction or an exponent,
     `decimal.Decimal` exactly as stored. ``pgh_context`` is the context's
-    metadata (``None`` without a context).
+    metadata (``None`` without a context). ``pgh_xact`` is the transaction
+    that wrote the event (``pg_current_xact_id()``, as an `int`): events
+    with the same one were written together. ``None`` for events recorded
+    before 0.2.0.
     """
 
     pgh_slug: str
@@ -38,6 +43,7 @@ class Event:
     pgh_context: dict[str, Any] | None
     pgh_obj_model: str
     pgh_obj_id: str | None
+    pgh_xact: int | None
 
 
 #: The columns read from ``pghistory.events()``, in `Event`'s field order.
@@ -53,4 +59,12 @@ EVENT_COLUMNS = (
     "pgh_context",
     "pgh_obj_model",
     "pgh_obj_id",
+    "pgh_xact",
 )
+
+
+def event_column(column: str, alias: str) -> sql.Composable:
+    """How a column of `EVENT_COLUMNS` is selected from *alias*: xid8, which psycopg
+    has no loader for, as a bigint (every transaction id fits one)."""
+    selected = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(column))
+    return selected + sql.SQL("::text::bigint") if column == "pgh_xact" else selected
