@@ -82,6 +82,9 @@ def test_track_distributed_table(coord: psycopg.Connection[Any], level: str) -> 
                        f" FROM {table}_event") == [(True, True)]
     # the triggers are on every shard (TRUNCATE's is the coordinator's: see test_truncate)
     assert shard_triggers(coord, table) == {"pgh_delete,pgh_insert,pgh_update"}
+    # every event has its transaction: the one of the node that wrote it (README, "Order across
+    # tables")
+    assert value(coord, f"SELECT count(*) FILTER (WHERE pgh_xact IS NULL) FROM {table}_event") == 0
     # reading, with diffs
     assert rows(coord, "SELECT pgh_label, pgh_diff, pgh_context FROM pghistory.events(%s::regclass, obj_id => '2')"
                        " ORDER BY pgh_created_at, pgh_label <> 'insert'", table) == [
