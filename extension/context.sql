@@ -19,7 +19,15 @@
 -- reader accepts (test_context_spellings.py checks that they agree).
 -- ---------------------------------------------------------------------------
 
--- Whether events are recorded now: pghistory.enabled unset or on.
+-- Whether events are recorded now: pghistory.enabled unset or on. Called
+-- by the generated trigger functions (only when the setting is not in its
+-- usual spelling), so current_user is the tracked table's owner, whose
+-- function that is. Recording off is honoured only for a session that
+-- could skip the triggers anyway: one whose login role (session_user) is a
+-- member of that owner, who may ALTER TABLE ... DISABLE TRIGGER (and
+-- superusers). Anyone else's write is refused, not recorded silently, nor
+-- left out of the history: a setting any session can set must not let a
+-- writer change a table without a trace.
 CREATE OR REPLACE FUNCTION pghistory._enabled()
 RETURNS boolean
 LANGUAGE plpgsql STABLE
@@ -33,7 +41,16 @@ BEGIN
     END IF;
     CASE lower(v_setting)
         WHEN 'on', 'true', 'yes', '1', 't', 'y' THEN RETURN true;
-        WHEN 'off', 'false', 'no', '0', 'f', 'n' THEN RETURN false;
+        WHEN 'off', 'false', 'no', '0', 'f', 'n' THEN
+            IF NOT pg_has_role(session_user, current_user, 'MEMBER') THEN
+                RAISE EXCEPTION 'pghistory: % may not write without history (pghistory.enabled is off)', session_user
+                    USING ERRCODE = 'insufficient_privilege',
+                          DETAIL = format('Recording is switched off only for the owner of the tracked table (%I), '
+                                          'its members and superusers, who could disable its triggers anyway.',
+                                          current_user),
+                          HINT = 'RESET pghistory.enabled to write with history, or write as the table''s owner.';
+            END IF;
+            RETURN false;
         ELSE
             RAISE EXCEPTION 'pghistory.enabled is "%", which is neither on nor off', v_setting
                 USING ERRCODE = 'invalid_parameter_value',

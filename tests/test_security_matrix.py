@@ -23,6 +23,7 @@ MATRIX: dict[str, list[str]] = {
     "track the table": ["yes", "no", "yes", "no", "no", "no"],
     "untrack the table": ["yes", "no", "yes", "no", "no", "no"],
     "write the table (history recorded)": ["yes", "no", "yes", "yes", "no", "no"],
+    "write the table unrecorded (pghistory.enabled = off)": ["yes", "no", "yes", "no", "no", "no"],
     "read history: the event table": ["yes", "no", "yes", "no", "yes", "no"],
     "read history: events()": ["yes", "no", "yes", "no", "yes", "no"],
     "read history: aggregate_events": ["yes", "none shown", "yes", "none shown", "yes", "none shown"],
@@ -130,6 +131,17 @@ def check_write(w: World, c: psycopg.Connection) -> str:
     return "yes" if ok else "no"
 
 
+def check_write_unrecorded(w: World, c: psycopg.Connection) -> str:
+    def write() -> None:
+        with c.transaction():
+            c.execute("SET LOCAL pghistory.enabled = off")
+            c.execute("INSERT INTO orders VALUES (2, 'new')")
+    ok = allowed(write)
+    assert value(w.su, "SELECT count(*) FROM orders") == (2 if ok else 1)
+    assert rows(w.su, "SELECT pgh_label, id FROM orders_event ORDER BY pgh_id") == [("insert", 1)]
+    return "yes" if ok else "no"
+
+
 def check_read_event_table(w: World, c: psycopg.Connection) -> str:
     ok = allowed(lambda: c.execute("SELECT pgh_label, id FROM orders_event").fetchall() == [("insert", 1)] or 1 / 0)
     return "yes" if ok else "no"
@@ -226,7 +238,7 @@ def check_maintain(w: World, c: psycopg.Connection) -> str:
     return "yes" if maintained else "none touched"
 
 
-CHECKS = dict(zip(MATRIX, [check_track, check_untrack, check_write, check_read_event_table, check_read_events,
+CHECKS = dict(zip(MATRIX, [check_track, check_untrack, check_write, check_write_unrecorded, check_read_event_table, check_read_events,
                            check_read_aggregate, check_create_context, check_change_context, check_change_history,
                            check_change_registry, check_alter, check_retention, check_redact, check_maintain]))
 
