@@ -234,7 +234,7 @@ class Results:
             })
             runs = runs[-KEEP_RUNS:]
             runs_path.write_text(json.dumps(runs, indent=1) + "\n")
-        path.write_text(self.markdown(runs))
+        path.write_text(self.markdown(runs) + kept_sections(path))
 
     def runs_table(self, runs: list[dict[str, Any]]) -> list[str]:
         # runs comparable with this one: same sizes, same server build
@@ -259,8 +259,9 @@ class Results:
         out = [
             "# Bench results",
             "",
-            "Written by `make bench` (bench/run.py); do not edit by hand. Ratios, not absolute",
-            "times, are the result: every target runs the same workloads in the same run, interleaved.",
+            "Written by `make bench` (bench/run.py); do not edit by hand above the marker near the end",
+            "(measurements made by hand go below it, and stay). Ratios, not absolute times, are the",
+            "result: every target runs the same workloads in the same run, interleaved.",
             "",
             f"- date: {i['date']}; pghistory commit {i['commit']}, extension {i.get('pghistory', '?')}",
             f"- machine: {i['machine']}",
@@ -327,3 +328,18 @@ class Results:
             "",
         ]
         return "\n".join(out)
+
+
+# Measurements made by hand (one-off runs, variants, other machines) live in RESULTS.md under
+# this line; a recorded run rewrites everything above it and keeps the rest.
+KEPT_MARKER = "<!-- Below: measured by hand, kept by make bench. Each section says how it was run. -->"
+
+
+def kept_sections(path: Path) -> str:
+    """The part of the results file at *path* from KEPT_MARKER on ("" when there is none)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    at = text.find(KEPT_MARKER)
+    return "" if at < 0 else "\n" + text[at:]
