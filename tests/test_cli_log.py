@@ -169,6 +169,20 @@ def test_log_filters(history, capsys, args, slugs):
                             ((s, _label(s)) for s in slugs)]
 
 
+def test_log_shows_one_transaction_across_tables_newest_first_as_written(conn, dsn, capsys, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    conn.execute("CREATE TABLE alpha (id int PRIMARY KEY, v text); CREATE TABLE zeta (id int PRIMARY KEY)")
+    conn.execute("SELECT pghistory.track('alpha'), pghistory.track('zeta')")
+    with conn.transaction():  # one pgh_created_at for all three
+        conn.execute("INSERT INTO alpha VALUES (1, 'a')")
+        conn.execute("INSERT INTO zeta VALUES (1)")
+        conn.execute("UPDATE alpha SET v = 'b'")
+    status, out, err = run(capsys, "log", "--dsn", dsn)
+    assert (status, err) == (0, "")
+    assert entries(out) == ["event public.alpha_event:3 (update)", "event public.zeta_event:2 (insert)",
+                            "event public.alpha_event:1 (insert)"]
+
+
 def _label(slug: str) -> str:
     return {"orders_event:5": "delete", "orders_event:2": "insert", "orders_event:1": "insert",
             "customers_event:1": "insert"}.get(slug, "update")

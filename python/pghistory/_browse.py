@@ -17,8 +17,8 @@ newest first goes in two steps, both with the connected role's own rights:
    extension's own, and a page costs milliseconds, not one ``events()`` call
    per object.
 
-Within one table events come in the order they were written (``pgh_id``),
-across tables by time. A page can be continued with `Position`: for each
+Events come in the order they were written (``pgh_id``), across tables by
+time and then ``pgh_id``, as ``pghistory.events()`` orders them. A page can be continued with `Position`: for each
 event table, the ``pgh_id`` to continue below (keyset pagination).
 """
 
@@ -317,7 +317,9 @@ class Listing:
                 return
 
     def __iter__(self) -> Iterator[Event]:
-        merged = heapq.merge(*(self._stream(s) for s in self._sources), key=lambda k: (k[0], k[1], k[2]), reverse=True)
+        # the order of events() reversed: time, then pgh_id (one sequence numbers every table's
+        # events, so events of one transaction come as written), then the table
+        merged = heapq.merge(*(self._stream(s) for s in self._sources), key=lambda k: (k[0], k[2], k[1]), reverse=True)
         while True:
             keys = [(source, pgh_id, at, obj) for at, _, pgh_id, source, obj in itertools.islice(merged, self.batch)]
             if not keys:

@@ -82,6 +82,11 @@ def ignore(
     blocks nest. Other connections keep recording. With *local* ``=True`` the
     setting is transaction-local (``SET LOCAL``): enter the block inside a
     transaction. Use ``async with`` on an `psycopg.AsyncConnection`.
+
+    Only the tracked table's owner (a login that is, or is a member of, the
+    owner role) and superusers may write without history: anyone else's
+    write to a tracked table inside the block fails with
+    `psycopg.errors.InsufficientPrivilege` (README, "Security model").
     """
     if isinstance(conn, psycopg.AsyncConnection):
         return AsyncIgnore(conn, local)
