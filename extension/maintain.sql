@@ -12,8 +12,9 @@
 -- is waited for at most lock_timeout; what could not be locked in time is
 -- named in busy and left for the next run. The row work of every table
 -- comes first (locks writers never wait for), the partitions made and
--- dropped last: their ACCESS EXCLUSIVE locks last until the transaction
--- ends, so writers wait for them only at the end, and at most lock_timeout
+-- dropped last: their locks (ACCESS EXCLUSIVE on the default partition to
+-- attach one, on the event table to drop one) last until the transaction
+-- ends, so others wait for them only at the end, and at most lock_timeout
 -- for each table. Returns a row per event table.
 CREATE OR REPLACE FUNCTION pghistory.maintain(lock_timeout interval DEFAULT interval '1 second')
 RETURNS TABLE (event_table regclass, partitions_made int, events_pruned bigint, busy regclass[])
@@ -55,7 +56,7 @@ BEGIN
         v_pruned := v_pruned || coalesce(v_removed, 0);
         v_drops := v_drops || v_drop::oid[]::text;
     END LOOP;
-    -- the partitions: ACCESS EXCLUSIVE, each table's taken once and kept
+    -- the partitions: locks taken once per table and kept (see above)
     FOR i IN 1 .. cardinality(v_tables) LOOP
         maintain.event_table := (v_tables[i]).event_table;
         maintain.partitions_made := 0;

@@ -108,9 +108,15 @@ $$;
 
 -- Makes the partition [p_from, p_to) of a partitioned event table, unless a
 -- partition overlaps it; rows of the default partition in that range move
--- into it. Partitions belong to the event table's owner and carry its
--- append-only guard (statement triggers are not inherited). Returns the
--- partition made, NULL when none was.
+-- into it. The partition is made apart and then attached: CREATE TABLE
+-- ... PARTITION OF would lock the event table ACCESS EXCLUSIVE, and every
+-- writer and reader of it would queue behind that; ATTACH PARTITION takes
+-- SHARE UPDATE EXCLUSIVE on it, which neither waits for them nor holds
+-- them up, and ACCESS EXCLUSIVE only on the new table and on the default
+-- partition (which it reads for rows of the new range: they were moved
+-- out just before). Partitions belong to the event table's owner and carry
+-- its append-only guard (statement triggers are not inherited). Returns
+-- the partition made, NULL when none was.
 CREATE OR REPLACE FUNCTION pghistory._add_partition(p_event_table regclass, p_from timestamptz, p_to timestamptz)
 RETURNS regclass
 LANGUAGE plpgsql VOLATILE
@@ -134,6 +140,9 @@ BEGIN
     v_name := pghistory._fit_identifier(v_parent.relname || '_p'
                   || to_char(p_from AT TIME ZONE 'UTC',
                              CASE WHEN p_to - p_from < interval '1 day' THEN 'YYYYMMDD"_"HH24MI' ELSE 'YYYYMMDD' END));
+    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
+                   v_parent.nspname, v_name, p_event_table);
+    v_partition := format('%I.%I', v_parent.nspname, v_name)::regclass;
     SELECT NULLIF(t.partdefid, 0)::regclass INTO v_default
       FROM pg_catalog.pg_partitioned_table AS t WHERE t.partrelid = p_event_table;
     IF v_default IS NOT NULL THEN
@@ -141,24 +150,16 @@ BEGIN
                        v_default, p_from, p_to) INTO v_moving;
     END IF;
     IF v_moving THEN
-        -- a partition cannot be made over rows of the default partition:
-        -- make it apart, move the rows, attach it
-        EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)',
-                       v_parent.nspname, v_name, p_event_table);
-        v_partition := format('%I.%I', v_parent.nspname, v_name)::regclass;
+        -- a partition cannot be attached over rows of the default partition
         v_before := pghistory._allow_history_changes('on');
         EXECUTE format('WITH moved AS (DELETE FROM %s WHERE pgh_created_at >= %L AND pgh_created_at < %L RETURNING %s) '
                        'INSERT INTO %s (%s) SELECT %s FROM moved',
                        v_default, p_from, p_to, pghistory._column_list(p_event_table),
                        v_partition, pghistory._column_list(p_event_table), pghistory._column_list(p_event_table));
         PERFORM pghistory._allow_history_changes(v_before);
-        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
-                       p_event_table, v_partition, p_from, p_to);
-    ELSE
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
-                       v_parent.nspname, v_name, p_event_table, p_from, p_to);
-        v_partition := format('%I.%I', v_parent.nspname, v_name)::regclass;
     END IF;
+    EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
+                   p_event_table, v_partition, p_from, p_to);
     PERFORM pghistory._dress_partition(p_event_table, v_partition);
     RETURN v_partition;
 END

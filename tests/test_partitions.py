@@ -163,6 +163,35 @@ def test_maintain_runs_one_at_a_time(orders, connect):
     assert len(rows(connect(), "SELECT * FROM pghistory.maintain()")) == 1
 
 
+def test_making_a_partition_waits_for_no_writer(orders, connect):
+    c = orders
+    c.execute("SELECT pghistory.track('orders', partition_by => interval '1 month')")
+    furthest = f"orders_event_p{months_from_now(3)}"
+    c.execute(f"DROP TABLE {furthest}")
+    # a writer's open transaction holds ROW EXCLUSIVE on the event table and its current partition
+    writer = connect(autocommit=False)
+    writer.execute("INSERT INTO orders VALUES (1, 'new', 'x')")
+    m = connect(options="-c statement_timeout=20s")
+    # the partition is made apart and attached (SHARE UPDATE EXCLUSIVE), not made with
+    # CREATE TABLE ... PARTITION OF, whose ACCESS EXCLUSIVE lock would wait for the writer
+    assert rows(m, "SELECT partitions_made, busy::text[] "
+                   "FROM pghistory.maintain(lock_timeout => interval '200 milliseconds')") == [(1, [])]
+    assert furthest in partitions(c)
+    start, end = (months_from_now(n) for n in (3, 4))
+    assert value(c, "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = %s", furthest) == (
+        f"FOR VALUES FROM ('{start[:4]}-{start[4:6]}-01 00:00:00+00') TO ('{end[:4]}-{end[4:6]}-01 00:00:00+00')")
+    writer.commit()
+    assert rows(c, "SELECT tableoid::regclass::text, id FROM orders_event") == [
+        (f"orders_event_p{months_from_now(0)}", 1)]
+    # the attached partition is dressed as the others: owner, grants, append-only guard
+    assert rows(c, "SELECT relowner::regrole::text, relacl::text FROM pg_class WHERE relname IN (%s, %s) "
+                   "GROUP BY 1, 2", furthest, f"orders_event_p{months_from_now(2)}") == [
+        (value(c, "SELECT relowner::regrole::text FROM pg_class WHERE relname = 'orders_event'"),
+         value(c, "SELECT relacl::text FROM pg_class WHERE relname = %s", f"orders_event_p{months_from_now(2)}"))]
+    assert value(c, "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = 'pgh_append_only'",
+                 furthest) == 1
+
+
 def test_writers_go_on_during_maintain(orders, connect):
     c = orders
     c.execute("SELECT pghistory.track('orders', partition_by => interval '1 day')")
