@@ -263,7 +263,10 @@ def storage(conn) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
-    targets = tg.default_targets(args.with_django) + [tg.variant_target(v) for v in args.variant]
+    # a --variant named like a default target (floor_pairing) replaces it rather than running twice
+    variants = [tg.variant_target(v) for v in args.variant]
+    given = {t.name for t in variants}
+    targets = [t for t in tg.default_targets(args.with_django) if t.name not in given] + variants
     if args.targets:
         wanted = args.targets.split(",")
         unknown = set(wanted) - {t.name for t in targets}
