@@ -100,9 +100,12 @@ $$;
 -- _citus_same_shard(): ' AND <p_events>.<column> = <p_rows>.<column>',
 -- which makes a join of the event table with the table (or with itself)
 -- a co-located one; _citus_shard_filter(): ' AND <p_events>.<column> =
--- <p_obj_id>::<type>', for a table whose primary key is the distribution
--- column alone (its object identity is that value), which sends a query
--- for one object to its one shard (a router plan). '' for any other table.
+-- <value>', the distribution column's value in the object identity
+-- p_obj_id (an SQL expression of type text: the value itself for a
+-- one-column key, its element of the JSON array for a composite one,
+-- which Citus requires to include the distribution column), which sends a
+-- query for one object to its one shard (a router plan). '' for any other
+-- table, and for history kept after untrack() (no key to read it by).
 CREATE OR REPLACE FUNCTION pghistory._citus_same_shard(p_event_table regclass, p_events text, p_rows text)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -125,42 +128,23 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_citus record := pghistory._citus_distribution(p_event_table);
-    v_type text;
+    v_key record;
 BEGIN
     IF v_citus.kind IS DISTINCT FROM 'distributed' THEN
         RETURN '';
     END IF;
-    -- a composite key's identity is a JSON array: no single value to prune by
-    SELECT format_type(a.atttypid, a.atttypmod) INTO v_type
-      FROM pg_catalog.pg_attribute AS a
-     WHERE a.attrelid = p_event_table AND a.attname = v_citus.distribution_column
-       AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS o
-                    WHERE o.attrelid = p_event_table AND o.attname = 'pgh_obj_id'
-                      AND o.atttypid <> 'jsonb'::regtype);
-    IF v_type IS NULL THEN
+    SELECT k.column_type, k.n, (SELECT count(*) FROM pghistory._key_columns(t.tracked_table)) AS key_size
+      INTO v_key
+      FROM pghistory.tracked AS t
+     CROSS JOIN LATERAL pghistory._key_columns(t.tracked_table) WITH ORDINALITY AS k(column_name, column_type, n)
+     WHERE t.event_table = p_event_table AND k.column_name = v_citus.distribution_column;
+    IF NOT FOUND THEN
         RETURN '';
     END IF;
-    RETURN format(' AND %s.%I = (%s)::%s', p_events, v_citus.distribution_column, p_obj_id, v_type);
-END
-$$;
-
--- Refuses revert_context() over a distributed event table, before it
--- reads or writes anything: its plan pairs each object's events by pgh_id
--- in lateral subqueries that Citus cannot run shard by shard.
-CREATE OR REPLACE FUNCTION pghistory._citus_check_revert_context(p_event_table regclass, p_context_id uuid)
-RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF (pghistory._citus_distribution(p_event_table)).kind = 'distributed' THEN
-        RAISE EXCEPTION 'pghistory: revert_context() does not revert the Citus-distributed table whose history is %',
-                p_event_table
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = format('Revert its rows one by one with pghistory.revert(%L, pgh_id), newest first: '
-                                'SELECT pgh_id, pgh_obj_id FROM %s WHERE pgh_context_id = %L lists them.',
-                                p_event_table::text, p_event_table, p_context_id);
-    END IF;
+    RETURN format(' AND %s.%I = (%s)::%s', p_events, v_citus.distribution_column,
+                  CASE WHEN v_key.key_size = 1 THEN p_obj_id
+                       ELSE format('(%s)::pg_catalog.jsonb ->> %s', p_obj_id, v_key.n - 1) END,
+                  v_key.column_type);
 END
 $$;
 

@@ -27,33 +27,98 @@ $$;
 -- snapshot is the state before the first one (NULL: the row did not
 -- exist; unknown_before: that state was never recorded), whether the row
 -- exists now, and the events other contexts (or none) wrote for it since.
+-- A distributed event table is read object by object: Citus cannot pair
+-- events by pgh_id in lateral subqueries across shards, but it runs the
+-- whole query on one shard when every table in it is filtered to the
+-- object's (a router plan, _citus_shard_filter()).
 CREATE OR REPLACE FUNCTION pghistory._context_objects(p_config pghistory.tracked, p_context_id uuid)
 RETURNS TABLE (obj_id text, first_id bigint, last_id bigint, last_at timestamptz, target_id bigint,
                unknown_before boolean, present boolean, conflicts text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_by_object boolean := (pghistory._citus_distribution(p_config.event_table)).kind IS NOT DISTINCT FROM 'distributed';
+    v_query text;
+    v_obj_id text;
 BEGIN
-    RETURN QUERY EXECUTE format($sql$
+    -- $1: the context; $2: the object, when read object by object
+    v_query := format($sql$
 SELECT c.pgh_obj_id::text, c.first_id, c.last_id, c.last_at,
        CASE WHEN f.pgh_op = 'insert' THEN NULL
             WHEN f.pgh_op <> 'update' OR f.pgh_kind = 'o' THEN c.first_id
             WHEN p.pgh_kind <> 'd' THEN p.pgh_id END,
        f.pgh_op = 'update' AND f.pgh_kind <> 'o' AND p.pgh_id IS NULL,
-       EXISTS (SELECT FROM %2$s AS pgh_now WHERE %3$s = c.pgh_obj_id),
+       EXISTS (SELECT FROM %2$s AS pgh_now WHERE %3$s = c.pgh_obj_id%8$s),
        (SELECT string_agg(x.pgh_id::text, ', ' ORDER BY x.pgh_id) FROM %1$s AS x
-         WHERE x.pgh_obj_id = c.pgh_obj_id AND x.pgh_id > c.first_id AND x.pgh_context_id IS DISTINCT FROM $1)
+         WHERE x.pgh_obj_id = c.pgh_obj_id AND x.pgh_id > c.first_id AND x.pgh_context_id IS DISTINCT FROM $1%9$s)
   FROM (SELECT e.pgh_obj_id, min(e.pgh_id) AS first_id, max(e.pgh_id) AS last_id, max(e.pgh_created_at) AS last_at
-          FROM %1$s AS e WHERE e.pgh_context_id = $1 GROUP BY e.pgh_obj_id) AS c
- CROSS JOIN LATERAL (SELECT %4$s AS pgh_op, %5$s AS pgh_kind FROM %1$s AS e WHERE e.pgh_id = c.first_id) AS f
+          FROM %1$s AS e WHERE e.pgh_context_id = $1%6$s GROUP BY e.pgh_obj_id) AS c
+ CROSS JOIN LATERAL (SELECT %4$s AS pgh_op, %5$s AS pgh_kind FROM %1$s AS e WHERE e.pgh_id = c.first_id%7$s) AS f
   LEFT JOIN LATERAL (SELECT e.pgh_id, %5$s AS pgh_kind FROM %1$s AS e
-                      WHERE e.pgh_obj_id = c.pgh_obj_id AND e.pgh_id < c.first_id AND %5$s <> 'o'
+                      WHERE e.pgh_obj_id = c.pgh_obj_id AND e.pgh_id < c.first_id AND %5$s <> 'o'%7$s
                       ORDER BY e.pgh_id DESC LIMIT 1) AS p ON true
  ORDER BY c.pgh_obj_id$sql$,
         p_config.event_table, p_config.tracked_table, pghistory._object_key(p_config.tracked_table, 'pgh_now'),
         pghistory._operation_expression(p_config.trackers, 'e.pgh_label'),
-        pghistory._event_kind_expression(p_config.trackers, 'e.pgh_label'))
-        USING p_context_id;
+        pghistory._event_kind_expression(p_config.trackers, 'e.pgh_label'),
+        CASE WHEN v_by_object
+             THEN format(' AND e.pgh_obj_id = $2::%s', pghistory._obj_id_type(p_config.event_table)) ELSE '' END
+            || pghistory._citus_shard_filter(p_config.event_table, 'e', '$2'),
+        pghistory._citus_shard_filter(p_config.event_table, 'e', '$2'),
+        pghistory._citus_shard_filter(p_config.event_table, 'pgh_now', '$2'),
+        pghistory._citus_shard_filter(p_config.event_table, 'x', '$2'));
+    IF NOT v_by_object THEN
+        RETURN QUERY EXECUTE v_query USING p_context_id, NULL::text;
+        RETURN;
+    END IF;
+    FOR v_obj_id IN SELECT o.obj_id FROM pghistory._context_object_ids(p_config.event_table, p_context_id) AS o LOOP
+        RETURN QUERY EXECUTE v_query USING p_context_id, v_obj_id;
+    END LOOP;
+END
+$$;
+
+-- The objects of event table p_event_table that context p_context_id
+-- wrote, in order, as text.
+CREATE OR REPLACE FUNCTION pghistory._context_object_ids(p_event_table regclass, p_context_id uuid)
+RETURNS TABLE (obj_id text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE format('SELECT e.pgh_obj_id::text FROM %s AS e WHERE e.pgh_context_id = $1 '
+                                'GROUP BY e.pgh_obj_id ORDER BY e.pgh_obj_id', p_event_table)
+       USING p_context_id;
+END
+$$;
+
+-- Locks the rows of p_config's table that context p_context_id wrote and
+-- that are there now, until the transaction ends, so that they stay as
+-- revert_context() plans them. One statement; object by object on a
+-- distributed table, where Citus locks rows only in a query it sends to
+-- one shard.
+CREATE OR REPLACE FUNCTION pghistory._lock_context_rows(p_config pghistory.tracked, p_context_id uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_obj_id text;
+BEGIN
+    IF (pghistory._citus_distribution(p_config.event_table)).kind IS DISTINCT FROM 'distributed' THEN
+        EXECUTE format('SELECT FROM %1$s AS pgh_now WHERE %2$s IN (SELECT e.pgh_obj_id FROM %3$s AS e '
+                       'WHERE e.pgh_context_id = $1) FOR UPDATE',
+                       p_config.tracked_table, pghistory._object_key(p_config.tracked_table, 'pgh_now'),
+                       p_config.event_table)
+           USING p_context_id;
+        RETURN;
+    END IF;
+    FOR v_obj_id IN SELECT o.obj_id FROM pghistory._context_object_ids(p_config.event_table, p_context_id) AS o LOOP
+        EXECUTE format('SELECT FROM %s AS pgh_now WHERE %s%s FOR UPDATE', p_config.tracked_table,
+                       pghistory._object_match(p_config.tracked_table, 'pgh_now', '$1'),
+                       pghistory._citus_shard_filter(p_config.event_table, 'pgh_now', '$1'))
+           USING v_obj_id;
+    END LOOP;
 END
 $$;
 
@@ -107,7 +172,6 @@ BEGIN
     LOOP
         PERFORM pghistory._check_history_readable(v_config);
         CONTINUE WHEN NOT pghistory._has_context_events(v_config.event_table, revert_context.context_id);
-        PERFORM pghistory._citus_check_revert_context(v_config.event_table, revert_context.context_id);
         IF pghistory._object_key(v_config.tracked_table, 'r') IS NULL THEN
             RAISE EXCEPTION 'pghistory: context % wrote rows of %, which has no primary key, so they cannot be told apart',
                     revert_context.context_id, pghistory._qualified_name(v_config.tracked_table)
@@ -116,12 +180,7 @@ BEGIN
         END IF;
         PERFORM pghistory._require_full_history(v_config, 'revert_context()');
         IF NOT revert_context.dry_run THEN
-            -- the rows stay as the plan finds them until the transaction ends
-            EXECUTE format('SELECT FROM %1$s AS pgh_now WHERE %2$s IN (SELECT e.pgh_obj_id FROM %3$s AS e '
-                           'WHERE e.pgh_context_id = $1) FOR UPDATE',
-                           v_config.tracked_table, pghistory._object_key(v_config.tracked_table, 'pgh_now'),
-                           v_config.event_table)
-               USING revert_context.context_id;
+            PERFORM pghistory._lock_context_rows(v_config, revert_context.context_id);
         END IF;
         FOR v_object IN SELECT * FROM pghistory._context_objects(v_config, revert_context.context_id) LOOP
             IF v_object.conflicts IS NOT NULL THEN
@@ -164,9 +223,9 @@ BEGIN
     LOOP
         IF NOT revert_context.dry_run THEN
             IF v_step.action = 'delete' THEN
-                EXECUTE format('DELETE FROM %s AS pgh_now WHERE %s = $1::%s', v_step.tracked_table,
-                               pghistory._object_key(v_step.tracked_table, 'pgh_now'),
-                               pghistory._obj_id_type(v_step.event_table))
+                EXECUTE format('DELETE FROM %s AS pgh_now WHERE %s%s', v_step.tracked_table,
+                               pghistory._object_match(v_step.tracked_table, 'pgh_now', '$1'),
+                               pghistory._citus_shard_filter(v_step.event_table, 'pgh_now', '$1'))
                    USING v_step.obj_id;
             ELSE
                 PERFORM pghistory.revert(v_step.event_table, v_step.target_id);

@@ -309,7 +309,7 @@ def test_session_context_does_not_reach_the_shards(coord: psycopg.Connection[Any
 
 def test_reading_distributed_history(coord: psycopg.Connection[Any]) -> None:
     """aggregate_events, events() (one object's on its shard), as_of, changes, blame and revert
-    over a distributed event table; revert_context refused with what to do instead."""
+    over a distributed event table; revert_context of a context some rows changed after."""
     import time
 
     def moment() -> Any:
@@ -360,11 +360,83 @@ def test_reading_distributed_history(coord: psycopg.Connection[Any]) -> None:
         assert value(coord, "SELECT pgh_label FROM read_event WHERE pgh_id = %s AND id = %s", written, obj) in (
             "update", "insert")
     assert rows(coord, "SELECT id, status FROM read WHERE id IN (2, 6) ORDER BY id") == [(2, "new"), (6, "new")]
-    with pytest.raises(psycopg.errors.FeatureNotSupported,
-                       match=r"^pghistory: revert_context\(\) does not revert the Citus-distributed table whose"
-                             r" history is public\.read_event\n") as exc:
+    # bob's context: its rows 2 and 6 were changed since (by the reverts above, under no context)
+    with pytest.raises(psycopg.errors.SerializationFailure,
+                       match=r"^pghistory: cannot revert context .*: 2 rows were changed since by another context\n") as exc:
         coord.execute("SELECT * FROM pghistory.revert_context(%s)", (context_id,))
-    assert exc.value.diag.message_hint.startswith("Revert its rows one by one with pghistory.revert('public.read_event',")
+    assert exc.value.diag.message_detail.startswith("Changed since: public.read 2 (events ")
+
+
+@pytest.mark.parametrize("key", ["id", "tenant"])
+def test_revert_context(coord: psycopg.Connection[Any], key: str) -> None:
+    """revert_context() over a distributed event table, one object at a time on its shard: a
+    context's insert, update and delete taken back; a context whose row was changed since refused,
+    naming it. Keyed by the distribution column, and by (tenant_id, id), distributed by tenant_id."""
+    table = f"undo_{key}"
+    if key == "id":
+        distributed(coord, table)
+        obj = str
+    else:
+        distributed(coord, table, "tenant_id int, id int, status text, amount int, PRIMARY KEY (tenant_id, id)",
+                    by="tenant_id")
+        obj = lambda i: f"[{i % 3}, {i}]"  # noqa: E731 (the object identity: the key as a JSON array)
+    coord.execute(f"SELECT pghistory.track('{table}', context => 'json')")
+
+    def write(user: str, *statements: str) -> Any:
+        with coord.transaction():
+            context_id = value(coord, "SELECT pghistory.set_context(jsonb_build_object('user', %s::text))", user)
+            for statement in statements:
+                coord.execute(statement.format(table=table))
+        return context_id
+
+    # rows (id, status, amount), with tenant_id = id % 3 in front for the composite key
+    tenant = "" if key == "id" else "g % 3, "
+    write("alice", f"INSERT INTO {{table}} SELECT {tenant}g, 'new', g FROM generate_series(1, 4) AS g")
+    before = rows(coord, f"SELECT * FROM {table} ORDER BY id")
+    bob = write("bob", "UPDATE {table} SET status = 'paid' WHERE id = 1", "DELETE FROM {table} WHERE id = 2",
+                f"INSERT INTO {{table}} SELECT {tenant}g, 'new', g FROM generate_series(5, 5) AS g")
+    carol = write("carol", "UPDATE {table} SET amount = 30 WHERE id = 3")
+    write("dave", "UPDATE {table} SET amount = 31 WHERE id = 3")
+
+    plan = [(f"{table}_event", obj(1), "update"), (f"{table}_event", obj(2), "insert"),
+            (f"{table}_event", obj(5), "delete")]
+    assert sorted(rows(coord, "SELECT event_table::text, obj_id, action FROM pghistory.revert_context(%s, dry_run => true)",
+                       bob)) == plan
+    assert value(coord, f"SELECT count(*) FROM {table}") == 4  # a dry run writes nothing
+    assert sorted(rows(coord, "SELECT event_table::text, obj_id, action FROM pghistory.revert_context(%s)", bob)) == plan
+    assert rows(coord, f"SELECT * FROM {table} WHERE id <> 3 ORDER BY id") == [r for r in before if r[-3] != 3]  # r[-3]: id
+    # the revert is recorded as ordinary writes, on each object's shard
+    assert rows(coord, f"SELECT pgh_label, pgh_diff FROM pghistory.events('{table}'::regclass, obj_id => %s)"
+                       " ORDER BY pgh_id", obj(1)) == [
+        ("insert", None), ("update", {"status": ["new", "paid"]}), ("update", {"status": ["paid", "new"]})]
+
+    with pytest.raises(psycopg.errors.SerializationFailure,
+                       match=r"^pghistory: cannot revert context .*: a row was changed since by another context\n") as exc:
+        coord.execute("SELECT * FROM pghistory.revert_context(%s)", (carol,))
+    assert exc.value.diag.message_detail.startswith(f"Changed since: public.{table} {obj(3)} (events ")
+    assert value(coord, f"SELECT amount FROM {table} WHERE id = 3") == 31  # nothing written
+
+
+def test_composite_key_reads_one_shard(coord: psycopg.Connection[Any]) -> None:
+    """A table keyed by (tenant_id, id) and distributed by tenant_id: one object's history is
+    read on its one shard, the distribution column taken from the key's JSON array."""
+    distributed(coord, "tenants", "tenant_id int, id int, status text, PRIMARY KEY (tenant_id, id)", by="tenant_id")
+    coord.execute("SELECT pghistory.track('tenants', context => 'json')")
+    coord.execute("INSERT INTO tenants SELECT g % 3, g, 'new' FROM generate_series(1, 6) AS g")
+    coord.execute("UPDATE tenants SET status = 'paid' WHERE tenant_id = 1 AND id = 4")
+    assert rows(coord, "SELECT pgh_obj_id, pgh_label, pgh_diff FROM pghistory.events('tenants'::regclass,"
+                       " obj_id => '[1, 4]') ORDER BY pgh_id") == [
+        ("[1, 4]", "insert", None), ("[1, 4]", "update", {"status": ["new", "paid"]})]
+    query = value(coord, "SELECT pghistory._events_query('tenants_event', 'public.tenants', t.trackers, false,"
+                         " '{obj_id}') FROM pghistory.tracked AS t WHERE t.tracked_table = 'tenants'::regclass")
+    coord.execute(f"PREPARE one_tenant_object(text) AS {query}")
+    plan = "\n".join(r[0] for r in rows(coord, "EXPLAIN (COSTS OFF) EXECUTE one_tenant_object('[1, 4]')"))
+    assert "Task Count: 1\n" in plan, plan
+    coord.execute("DEALLOCATE one_tenant_object")
+    written = value(coord, "SELECT pghistory.revert('tenants_event', (SELECT min(pgh_id) FROM tenants_event"
+                           " WHERE pgh_obj_id = '[1, 4]'))")
+    assert value(coord, "SELECT status FROM tenants WHERE tenant_id = 1 AND id = 4") == "new"
+    assert value(coord, "SELECT pgh_label FROM tenants_event WHERE pgh_id = %s AND tenant_id = 1", written) == "update"
 
 
 def test_coordinator_dump_and_restore(coord: psycopg.Connection[Any], cluster: harness.CitusCluster,
