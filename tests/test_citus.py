@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 import harness
 from sqlhelpers import rows, value
@@ -307,6 +308,18 @@ def test_session_context_does_not_reach_the_shards(coord: psycopg.Connection[Any
         (1, None, None), (2, None, None)]
 
 
+def assert_read_on_one_shard(coord: psycopg.Connection[Any], table: str, obj_id: str) -> None:
+    """events(table, obj_id => obj_id) is a router plan: Task Count 1, not one task per shard."""
+    query = value(coord, "SELECT pghistory._events_query(t.event_table, %s, t.trackers, false, '{obj_id}')"
+                         " FROM pghistory.tracked AS t WHERE t.tracked_table = %s::regclass",
+                  f"public.{table}", table)
+    coord.execute(f"PREPARE one_object(text) AS {query}")
+    explain = sql.SQL("EXPLAIN (COSTS OFF) EXECUTE one_object({})").format(sql.Literal(obj_id)).as_string(coord)
+    plan = "\n".join(r[0] for r in rows(coord, explain))
+    coord.execute("DEALLOCATE one_object")
+    assert "Task Count: 1\n" in plan, plan
+
+
 def test_reading_distributed_history(coord: psycopg.Connection[Any]) -> None:
     """aggregate_events, events() (one object's on its shard), as_of, changes, blame and revert
     over a distributed event table; revert_context of a context some rows changed after."""
@@ -337,12 +350,7 @@ def test_reading_distributed_history(coord: psycopg.Connection[Any]) -> None:
     assert rows(coord, "SELECT pgh_label, pgh_diff FROM pghistory.events('read'::regclass, obj_id => '2')"
                        " ORDER BY pgh_label <> 'insert'") == [("insert", None), ("update", {"status": ["new", "paid"]})]
     # one object's events are read on its one shard: a router plan (Task Count 1, not 4)
-    query = value(coord, "SELECT pghistory._events_query('read_event', 'public.read', t.trackers, false, '{obj_id}')"
-                         " FROM pghistory.tracked AS t WHERE t.tracked_table = 'read'::regclass")
-    coord.execute(f"PREPARE one_object(text) AS {query}")
-    plan = "\n".join(r[0] for r in rows(coord, "EXPLAIN (COSTS OFF) EXECUTE one_object('2')"))
-    assert "Task Count: 1\n" in plan, plan
-    coord.execute("DEALLOCATE one_object")
+    assert_read_on_one_shard(coord, "read", "2")
     # time travel
     assert rows(coord, "SELECT id, status FROM pghistory.as_of(NULL::read, %s) ORDER BY id", created) == [
         (i, "new") for i in range(1, 7)]
@@ -427,12 +435,7 @@ def test_composite_key_reads_one_shard(coord: psycopg.Connection[Any]) -> None:
     assert rows(coord, "SELECT pgh_obj_id, pgh_label, pgh_diff FROM pghistory.events('tenants'::regclass,"
                        " obj_id => '[1, 4]') ORDER BY pgh_id") == [
         ("[1, 4]", "insert", None), ("[1, 4]", "update", {"status": ["new", "paid"]})]
-    query = value(coord, "SELECT pghistory._events_query('tenants_event', 'public.tenants', t.trackers, false,"
-                         " '{obj_id}') FROM pghistory.tracked AS t WHERE t.tracked_table = 'tenants'::regclass")
-    coord.execute(f"PREPARE one_tenant_object(text) AS {query}")
-    plan = "\n".join(r[0] for r in rows(coord, "EXPLAIN (COSTS OFF) EXECUTE one_tenant_object('[1, 4]')"))
-    assert "Task Count: 1\n" in plan, plan
-    coord.execute("DEALLOCATE one_tenant_object")
+    assert_read_on_one_shard(coord, "tenants", "[1, 4]")
     written = value(coord, "SELECT pghistory.revert('tenants_event', (SELECT min(pgh_id) FROM tenants_event"
                            " WHERE pgh_obj_id = '[1, 4]'))")
     assert value(coord, "SELECT status FROM tenants WHERE tenant_id = 1 AND id = 4") == "new"
