@@ -29,6 +29,7 @@ CODE_PARTS = \
 	extension/partition_convert.sql \
 	extension/track_checks.sql \
 	extension/track.sql \
+	extension/distribute.sql \
 	extension/create_event.sql \
 	extension/tracking_view.sql \
 	extension/diffs.sql \

@@ -148,6 +148,33 @@ BEGIN
 END
 $$;
 
+-- Refuses what cannot work for table p_table distributed by column
+-- p_distribution_column: context => 'fk', and fields or exclude that leave
+-- that column out of the event table.
+CREATE OR REPLACE FUNCTION pghistory._citus_check_columns(p_table regclass, p_context text, p_fields text[],
+                                                          p_exclude text[], p_distribution_column name)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_context = 'fk' THEN
+        RAISE EXCEPTION 'pghistory: % is distributed by Citus, and context => ''fk'' cannot work there', p_table
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'The context rows would land in each node''s own pghistory.context.',
+                  HINT = 'Use context => ''json'' (events carry the metadata) or ''none''.';
+    END IF;
+    IF (p_fields IS NOT NULL AND NOT p_distribution_column = ANY (p_fields))
+       OR p_distribution_column = ANY (coalesce(p_exclude, '{}')) THEN
+        RAISE EXCEPTION 'pghistory: the events of % must record its distribution column %', p_table,
+                quote_ident(p_distribution_column)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The event table is distributed on that column beside the table: keep it in fields '
+                         '(and out of exclude).';
+    END IF;
+END
+$$;
+
 -- The checks track() makes on a table Citus holds, before anything is
 -- written. Refuses reference and Citus-local tables, context => 'fk' and
 -- fields that leave out the distribution column of a distributed table.
@@ -170,20 +197,7 @@ BEGIN
                   HINT = format('Track it before making it a %s table (it stays a plain table), or distribute it '
                                 'with create_distributed_table() and track it then.', v_citus.kind);
     END IF;
-    IF p_context = 'fk' THEN
-        RAISE EXCEPTION 'pghistory: % is distributed by Citus, and context => ''fk'' cannot work there', p_table
-            USING ERRCODE = 'feature_not_supported',
-                  DETAIL = 'The context rows would land in each node''s own pghistory.context.',
-                  HINT = 'Use context => ''json'' (events carry the metadata) or ''none''.';
-    END IF;
-    IF (p_fields IS NOT NULL AND NOT v_citus.distribution_column = ANY (p_fields))
-       OR v_citus.distribution_column = ANY (coalesce(p_exclude, '{}')) THEN
-        RAISE EXCEPTION 'pghistory: the events of % must record its distribution column %', p_table,
-                quote_ident(v_citus.distribution_column)
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'The event table is distributed on that column beside the table: keep it in fields '
-                         '(and out of exclude).';
-    END IF;
+    PERFORM pghistory._citus_check_columns(p_table, p_context, p_fields, p_exclude, v_citus.distribution_column);
     PERFORM pghistory._citus_prepare_ddl(p_table);
     RETURN v_citus.distribution_column;
 END

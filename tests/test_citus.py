@@ -182,6 +182,50 @@ def test_distribute_after_tracking(coord: psycopg.Connection[Any]) -> None:
     assert shard_triggers(coord, "moved_event") == {"pgh_append_only"}
 
 
+def test_distribute_tracked_table(coord: psycopg.Connection[Any]) -> None:
+    """distribute(): a tracked table distributed in one call, its history with it, still tracked
+    since it first was (as_of of a row that has no event); Citus's own refusal, and distribute()'s."""
+    import time
+
+    coord.execute("CREATE TABLE later (id int PRIMARY KEY, name text)")
+    coord.execute("INSERT INTO later VALUES (1, 'a')")  # before tracking: no event
+    coord.execute("SELECT pghistory.track('later', context => 'json')")
+    coord.execute("INSERT INTO later VALUES (2, 'b')")
+    tracked_at = value(coord, "SELECT tracked_at FROM pghistory.tracked WHERE tracked_table = 'later'::regclass")
+    time.sleep(0.02)
+    moment = value(coord, "SELECT clock_timestamp()")
+    with pytest.raises(psycopg.errors.InternalError_, match="because it has triggers"):
+        coord.execute("SELECT create_distributed_table('later', 'id')")  # Citus's refusal: why distribute() is there
+    coord.execute("CREATE TABLE later_fk (id int PRIMARY KEY)")
+    coord.execute("SELECT pghistory.track('later_fk')")
+    with pytest.raises(psycopg.errors.FeatureNotSupported,
+                       match=r"^pghistory: public\.later_fk is tracked with context => 'fk', which cannot work") as exc:
+        coord.execute("SELECT pghistory.distribute('later_fk', 'id')")
+    assert exc.value.diag.message_hint == \
+        "SELECT pghistory.track('public.later_fk', context => 'json') first (with its other settings), then distribute() it."
+    with pytest.raises(psycopg.errors.UndefinedColumn, match=r"^pghistory: public\.later has no column nope\n"):
+        coord.execute("SELECT pghistory.distribute('later', 'nope')")
+    assert value(coord, "SELECT count(*) FROM citus_tables WHERE table_name::text LIKE 'later%%'") == 0
+
+    assert value(coord, "SELECT pghistory.distribute('later', 'id', shard_count => 4)::text") == "later_event"
+    assert rows(coord, "SELECT table_name::text, citus_table_type, distribution_column FROM citus_tables"
+                       " WHERE table_name::text LIKE 'later%%' ORDER BY 1") == [
+        ("later", "distributed", "id"), ("later_event", "distributed", "id")]
+    assert value(coord, "SELECT tracked_at FROM pghistory.tracked WHERE tracked_table = 'later'::regclass") == tracked_at
+    assert shard_triggers(coord, "later") == {"pgh_delete,pgh_insert,pgh_update"}
+    assert shard_triggers(coord, "later_event") == {"pgh_append_only"}
+    with coord.transaction():
+        coord.execute("""SELECT pghistory.set_context('{"by": "alice"}')""")
+        coord.execute("UPDATE later SET name = 'c' WHERE id = 2")
+    assert rows(coord, "SELECT pgh_label, pgh_diff, pgh_context->>'by' FROM pghistory.events('later'::regclass,"
+                       " obj_id => '2') ORDER BY pgh_created_at") == [
+        ("insert", None, None), ("update", {"name": ["b", "c"]}, "alice")]
+    assert rows(coord, "SELECT id, name FROM pghistory.as_of(NULL::later, %s) ORDER BY id", moment) == [
+        (1, "a"), (2, "b")]
+    with pytest.raises(psycopg.errors.ObjectInUse, match=r"^pghistory: public\.later is a Citus distributed table already\n"):
+        coord.execute("SELECT pghistory.distribute('later', 'id')")
+
+
 def test_untrack_leaves_no_trigger(coord: psycopg.Connection[Any]) -> None:
     distributed(coord, "dropped")
     coord.execute("SELECT pghistory.track('dropped', context => 'json')")

@@ -22,6 +22,7 @@ ROLES = ["superuser", "extension owner", "table owner", "writer", "reader", "no 
 MATRIX: dict[str, list[str]] = {
     "track the table": ["yes", "no", "yes", "no", "no", "no"],
     "untrack the table": ["yes", "no", "yes", "no", "no", "no"],
+    "distribute the table (Citus, distribute())": ["on Citus", "no", "on Citus", "no", "no", "no"],
     "write the table (history recorded)": ["yes", "no", "yes", "yes", "no", "no"],
     "write the table unrecorded (pghistory.enabled = off)": ["yes", "no", "yes", "no", "no", "no"],
     "read history: the event table": ["yes", "no", "yes", "no", "yes", "no"],
@@ -122,6 +123,20 @@ def check_untrack(w: World, c: psycopg.Connection) -> str:
     ok = allowed(lambda: c.execute("SELECT pghistory.untrack('orders')"))
     assert value(w.su, "SELECT count(*) FROM pghistory.tracked") == (0 if ok else 1)
     return "yes" if ok else "no"
+
+
+def check_distribute(w: World, c: psycopg.Connection) -> str:
+    """Past the owner check, distribute() needs Citus, which these servers do not have
+    (tests/test_citus.py distributes on a cluster)."""
+    try:
+        c.execute("SELECT pghistory.distribute('orders', 'id')")
+    except psycopg.errors.InsufficientPrivilege:
+        verdict = "no"
+    except psycopg.errors.FeatureNotSupported as exc:
+        assert str(exc).startswith("pghistory: distribute() needs Citus, which is not installed")
+        verdict = "on Citus"
+    assert value(w.su, "SELECT count(*) FROM pghistory.tracked WHERE tracked_table = 'orders'::regclass") == 1
+    return verdict
 
 
 def check_write(w: World, c: psycopg.Connection) -> str:
@@ -238,8 +253,8 @@ def check_maintain(w: World, c: psycopg.Connection) -> str:
     return "yes" if maintained else "none touched"
 
 
-CHECKS = dict(zip(MATRIX, [check_track, check_untrack, check_write, check_write_unrecorded, check_read_event_table, check_read_events,
-                           check_read_aggregate, check_create_context, check_change_context, check_change_history,
+CHECKS = dict(zip(MATRIX, [check_track, check_untrack, check_distribute, check_write, check_write_unrecorded,
+                           check_read_event_table, check_read_events, check_read_aggregate, check_create_context, check_change_context, check_change_history,
                            check_change_registry, check_alter, check_retention, check_redact, check_maintain]))
 
 
