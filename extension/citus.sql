@@ -203,6 +203,29 @@ BEGIN
 END
 $$;
 
+-- Refuses an event table that Citus holds for a table it does not (one
+-- left distributed by undistribute_table() of its table): the triggers of
+-- a plain table cannot insert from their transition tables into a
+-- distributed table, so every write to the table would fail.
+CREATE OR REPLACE FUNCTION pghistory._citus_check_event_table(p_table regclass, p_event_table regclass)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_events text := (pghistory._citus_distribution(p_event_table)).kind;
+BEGIN
+    IF v_events IS NOT NULL AND (pghistory._citus_distribution(p_table)).kind IS NULL THEN
+        RAISE EXCEPTION 'pghistory: % is a Citus % table and % is not, so its writes could not be recorded there',
+                p_event_table, v_events, p_table
+            USING ERRCODE = 'object_in_use',
+                  HINT = format('Distribute %s again (create_distributed_table(), then track()), or track it into a '
+                                'new event table (event_table => ...); the history in %s stays readable.',
+                                p_table, p_event_table);
+    END IF;
+END
+$$;
+
 -- Distributes the event table of a distributed table on the same column,
 -- co-located with it; its primary key becomes (pgh_id, that column), as
 -- Citus requires. Does nothing for an event table already distributed

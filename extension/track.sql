@@ -106,6 +106,7 @@ BEGIN
     SELECT * INTO v_name FROM pghistory._event_table_name(track.tbl, track.event_table, v_existing.event_table);
     v_event_table := to_regclass(format('%I.%I', v_name.schema_name, v_name.table_name));
     PERFORM pghistory._check_event_table(track.tbl, v_event_table, v_existing.event_table);
+    PERFORM pghistory._citus_check_event_table(track.tbl, v_event_table);
 
     -- calling track() again with the same configuration changes nothing
     v_config.tracked_at := v_existing.tracked_at;

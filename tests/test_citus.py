@@ -226,6 +226,28 @@ def test_distribute_tracked_table(coord: psycopg.Connection[Any]) -> None:
         coord.execute("SELECT pghistory.distribute('later', 'id')")
 
 
+def test_undistributed_table(coord: psycopg.Connection[Any]) -> None:
+    """After untrack and undistribute_table(), the event table stays distributed (Citus does not
+    undistribute a table with an identity): track() refuses it, before writing, since no write of
+    the plain table could be recorded there; a new event table works."""
+    distributed(coord, "undone")
+    coord.execute("SELECT pghistory.track('undone', context => 'json')")
+    coord.execute("INSERT INTO undone VALUES (1, 'a')")
+    coord.execute("SELECT pghistory.untrack('undone')")
+    coord.execute("SELECT undistribute_table('undone')")
+    with pytest.raises(psycopg.errors.ObjectInUse,
+                       match=r"^pghistory: public\.undone_event is a Citus distributed table and public\.undone is not,"
+                             r" so its writes could not be recorded there\n"):
+        coord.execute("SELECT pghistory.track('undone', context => 'json')")
+    assert value(coord, "SELECT count(*) FROM pghistory.tracked WHERE tracked_table = 'undone'::regclass") == 0
+    coord.execute("INSERT INTO undone VALUES (2, 'b')")  # untracked, and writable
+    coord.execute("SELECT pghistory.track('undone', event_table => 'undone_history')")
+    coord.execute("UPDATE undone SET status = 'c'")
+    assert rows(coord, "SELECT pgh_obj_id, pgh_label FROM pghistory.events('undone'::regclass) ORDER BY pgh_id") == [
+        ("1", "update"), ("2", "update")]
+    assert value(coord, "SELECT count(*) FROM undone_event") == 1  # the history before stays readable
+
+
 def test_untrack_leaves_no_trigger(coord: psycopg.Connection[Any]) -> None:
     distributed(coord, "dropped")
     coord.execute("SELECT pghistory.track('dropped', context => 'json')")
