@@ -514,7 +514,7 @@ def test_coordinator_dump_and_restore(coord: psycopg.Connection[Any], cluster: h
     it, history and registry included; Citus's metadata is not in it (its pg_dist_* tables are
     not dumped), so a restore has plain local tables. Restored into a fresh coordinator: history
     reads back, reset_identities() moves the event tables' pgh_id past the workers' ranges, and
-    untrack / create_distributed_table / track distributes table and history again (README)."""
+    distribute() distributes table and history again (README)."""
     import subprocess
 
     distributed(coord, "kept")
@@ -550,11 +550,9 @@ def test_coordinator_dump_and_restore(coord: psycopg.Connection[Any], cluster: h
                               " ORDER BY pgh_id") == [
                 ("insert", None), ("update", {"status": ["new", "paid"]}), ("update", {"status": ["paid", "shipped"]})]
             # distributed again, on a single-node coordinator, history along
-            conn.execute("SELECT pghistory.untrack('kept')")
             conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (fresh.port,))
             conn.execute("SELECT citus_set_node_property('127.0.0.1', %s, 'shouldhaveshards', true)", (fresh.port,))
-            conn.execute("SELECT create_distributed_table('kept', 'id', shard_count => 4)")
-            conn.execute("SELECT pghistory.track('kept', context => 'json')")
+            conn.execute("SELECT pghistory.distribute('kept', 'id', shard_count => 4)")
             assert value(conn, "SELECT citus_table_type FROM citus_tables"
                                " WHERE table_name = 'kept_event'::regclass") == "distributed"
             assert value(conn, "SELECT count(*) FROM kept_event") == len(before) + 1
