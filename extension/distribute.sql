@@ -23,6 +23,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_config pghistory.tracked;
+    v_held text := (pghistory._citus_distribution(distribute.tbl)).kind;
     v_create regproc := pg_catalog.to_regproc('pg_catalog.create_distributed_table');
 BEGIN
     -- every check first: nothing is written before they all pass
@@ -42,9 +43,8 @@ BEGIN
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'CREATE EXTENSION citus on a Citus coordinator first.';
     END IF;
-    IF (pghistory._citus_distribution(distribute.tbl)).kind IS NOT NULL THEN
-        RAISE EXCEPTION 'pghistory: % is a Citus % table already', distribute.tbl,
-                (pghistory._citus_distribution(distribute.tbl)).kind
+    IF v_held IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: % is a Citus % table already', distribute.tbl, v_held
             USING ERRCODE = 'object_in_use',
                   HINT = 'distribute() is for tracked tables that are still plain tables.';
     END IF;
@@ -56,8 +56,8 @@ BEGIN
                   HINT = 'Untrack it, distribute it with create_distributed_table(), then track() it without partition_by.';
     END IF;
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
-                        WHERE a.attrelid = distribute.tbl AND a.attname = distribute.distribution_column
-                          AND a.attnum > 0 AND NOT a.attisdropped) THEN
+                    WHERE a.attrelid = distribute.tbl AND a.attname = distribute.distribution_column
+                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
         RAISE EXCEPTION 'pghistory: % has no column %', distribute.tbl, quote_ident(distribute.distribution_column)
             USING ERRCODE = 'undefined_column',
                   HINT = 'Name the column Citus distributes the table by.';
