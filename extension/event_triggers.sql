@@ -23,6 +23,8 @@
 --                     PostgreSQL converts on assignment, else with a cast;
 --                     when the history does not convert, the ALTER fails;
 --   RENAME, SET SCHEMA  tracking goes on (the trigger functions are renamed);
+--   OWNER TO          the event table and the trigger functions go to the
+--                     new owner with the table (they run with its rights);
 --   partitions        new and attached partitions get the triggers;
 --   DROP TABLE        the history stays, the registry row goes.
 -- Creating event triggers takes a superuser, or a managed service's admin

@@ -181,6 +181,54 @@ BEGIN
 END
 $$;
 
+-- After ALTER TABLE ... OWNER TO of a tracked table: its event table (with
+-- its partitions) and trigger functions follow it to the new owner, so that
+-- what they run runs with that owner's rights, never with those of the role
+-- the table was taken from. The functions are regenerated, not only given
+-- away: whether one writes context rows itself or through
+-- _attach_context() depends on its owner's rights. Refuses, so that the
+-- ALTER TABLE rolls back, a new owner that may not own functions in schema
+-- pghistory (PostgreSQL would refuse ALTER FUNCTION ... OWNER TO it with a
+-- bare "permission denied for schema"). Does nothing when they already
+-- belong to the table's owner.
+CREATE OR REPLACE FUNCTION pghistory._follow_owner(p_tracked regclass, p_event_table regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_owner oid := (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = p_tracked);
+    v_relation regclass;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pghistory._tracker_functions(p_tracked) AS f
+                     JOIN pg_catalog.pg_proc AS p ON p.oid = f
+                    WHERE p.proowner <> v_owner)
+       AND NOT EXISTS (SELECT FROM pghistory._table_tree(p_event_table) AS t
+                         JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+                        WHERE c.relowner <> v_owner) THEN
+        RETURN;
+    END IF;
+    IF NOT (pghistory._is_superuser() OR has_schema_privilege(v_owner, 'pghistory', 'CREATE')) THEN
+        RAISE EXCEPTION 'pghistory: % may not own the trigger functions of %, which live in schema pghistory',
+                quote_ident(pg_get_userbyid(v_owner)), pghistory._qualified_name(p_tracked)
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The trigger functions and the history of a tracked table belong to the table''s owner.',
+                  HINT = format('A superuser or the extension''s owner can GRANT CREATE ON SCHEMA pghistory TO %I '
+                                'first; or a superuser can give the table away.', pg_get_userbyid(v_owner));
+    END IF;
+    FOR v_relation IN SELECT t.relid FROM pghistory._table_tree(p_event_table) AS t
+                        JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+                       WHERE c.relowner <> v_owner LOOP
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', v_relation, pg_get_userbyid(v_owner));
+    END LOOP;
+    IF EXISTS (SELECT FROM pghistory._tracker_functions(p_tracked) AS f
+                 JOIN pg_catalog.pg_proc AS p ON p.oid = f
+                WHERE p.proowner <> v_owner) THEN
+        PERFORM pghistory._generate_triggers(p_tracked);
+    END IF;
+END
+$$;
+
 -- Brings one tracked table's registry row, event table and trigger
 -- functions in step with the table as it is now. p_before is the table's
 -- entry of _schema_snapshot() taken before the change (NULL when unknown:
@@ -228,6 +276,7 @@ BEGIN
     END IF;
 
     PERFORM pghistory._follow_column_types(p_tracked, v_config);
+    PERFORM pghistory._follow_owner(p_tracked, v_config.event_table);
     PERFORM pghistory._regenerate_stale_triggers(p_tracked, p_partitions_changed);
 END
 $$;

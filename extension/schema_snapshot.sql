@@ -6,7 +6,7 @@
 -- ---------------------------------------------------------------------------
 
 -- What the trigger functions of each tracked table depend on: its name,
--- its event table's name, its columns (by attnum: name, type, typmod,
+-- its owner, its event table's name, its columns (by attnum: name, type, typmod,
 -- collation), its primary key column and its partitions; and the event
 -- table's column names (event_columns, to check, not to follow). One
 -- jsonb object keyed by the tracked table's oid; p_tables limits it to
@@ -18,6 +18,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce(jsonb_object_agg(c.oid::text, jsonb_build_object(
                'table', format('%I.%I', n.nspname, c.relname),
+               'owner', c.relowner,
                'event_table', (SELECT format('%I.%I', en.nspname, ec.relname)
                                  FROM pg_catalog.pg_class AS ec
                                  JOIN pg_catalog.pg_namespace AS en ON en.oid = ec.relnamespace

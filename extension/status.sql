@@ -81,8 +81,8 @@ BEGIN
                  ELSE format('not owned by the table''s owner %s: %s', pg_catalog.pg_get_userbyid(v_table.relowner),
                              array_to_string(v_names, ', ')) END,
             CASE WHEN cardinality(v_names) > 0
-                 THEN format('SELECT pghistory.refresh(%L); -- as %s, and ALTER TABLE <event table> OWNER TO %I',
-                             v_table.name, pg_catalog.pg_get_userbyid(v_table.relowner), pg_catalog.pg_get_userbyid(v_table.relowner)) END;
+                 THEN format('SELECT pghistory.refresh(%L); -- as a superuser, or a member of %s and of the roles that own them now',
+                             v_table.name, pg_catalog.pg_get_userbyid(v_table.relowner)) END;
     END LOOP;
 END
 $$;

@@ -165,6 +165,27 @@ def test_alter_table_add_column(coord: psycopg.Connection[Any]) -> None:
         ("insert", 1, None), ("update", 1, "later"), ("insert", 2, "noted")]
 
 
+def test_owner_to(coord: psycopg.Connection[Any]) -> None:
+    """ALTER TABLE ... OWNER TO of a distributed table is followed like the other ALTER TABLEs:
+    in a sequential transaction (Citus creates the role on the workers too)."""
+    distributed(coord, "given")
+    coord.execute("SELECT pghistory.track('given', context => 'json')")
+    coord.execute("CREATE ROLE pgh_heir")
+    coord.execute("GRANT CREATE ON SCHEMA public, pghistory TO pgh_heir")
+    with coord.transaction():
+        coord.execute("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
+        coord.execute("ALTER TABLE given OWNER TO pgh_heir")
+    assert rows(coord, "SELECT ok, detail FROM pghistory.status() WHERE object = 'public.given' AND aspect = 'owners'"
+                ) == [(True, "event table and trigger functions owned by pgh_heir, as the table")]
+    coord.execute("INSERT INTO given VALUES (1, 'a')")
+    assert rows(coord, "SELECT pgh_label, id FROM given_event") == [("insert", 1)]
+    # on the workers too: the functions the shards' triggers call belong to the new owner
+    assert {r[3] for r in rows(coord, "SELECT * FROM run_command_on_workers($$SELECT string_agg(DISTINCT"
+                                      " pg_get_userbyid(p.proowner), ',') FROM pg_trigger AS g JOIN pg_proc AS p"
+                                      " ON p.oid = g.tgfoid WHERE g.tgname LIKE 'pgh%%'"
+                                      " AND g.tgrelid::regclass::text ~ '^given_[0-9]+$'$$)")} == {"pgh_heir"}
+
+
 def test_distribute_after_tracking(coord: psycopg.Connection[Any]) -> None:
     """untrack, distribute, track: the history so far is distributed with the table's."""
     coord.execute("CREATE TABLE moved (id int PRIMARY KEY, name text)")

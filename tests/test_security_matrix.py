@@ -34,6 +34,7 @@ MATRIX: dict[str, list[str]] = {
     "change history": ["with allow_history_changes", "no", "with allow_history_changes", "no", "no", "no"],
     "change the registry directly": ["yes", "yes", "no", "no", "no", "no"],
     "alter the table (history follows)": ["yes", "no", "yes", "no", "no", "no"],
+    "give the table to another role (history follows)": ["yes", "no", "yes", "no", "no", "no"],
     "set retention, prune history": ["yes", "no", "yes", "no", "no", "no"],
     "redact history": ["yes", "no", "yes", "no", "no", "no"],
     "maintain(), reset_identities()":
@@ -90,6 +91,13 @@ def world(pg, empty_db, make_role) -> Iterator[World]:
     su.execute("SELECT pghistory.install_event_triggers()")
     ext.execute(sql.SQL("GRANT CREATE ON SCHEMA pghistory TO {}").format(sql.Identifier(names["table owner"])))
     ext.execute(sql.SQL("GRANT SELECT ON pghistory.context TO {}").format(sql.Identifier(names["reader"])))
+    # a role to give orders to, that every other role is a member of (PostgreSQL's
+    # rule for ALTER ... OWNER TO), so that only being the table's owner decides
+    names["heir"] = make_role("pgh_heir")
+    su.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(names["heir"])))
+    ext.execute(sql.SQL("GRANT CREATE ON SCHEMA pghistory TO {}").format(sql.Identifier(names["heir"])))
+    su.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(names["heir"]),
+                                               sql.SQL(", ").join(sql.Identifier(names[r]) for r in ROLES[1:])))
     owner = connect(names["table owner"])
     owner.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
     owner.execute("SELECT pghistory.track('orders')")
@@ -223,6 +231,18 @@ def check_alter(w: World, c: psycopg.Connection) -> str:
     return "yes" if ok else "no"
 
 
+def check_give_away(w: World, c: psycopg.Connection) -> str:
+    heir = w.roles["heir"]
+    ok = allowed(lambda: c.execute(sql.SQL("ALTER TABLE orders OWNER TO {}").format(sql.Identifier(heir))))
+    # the table, its event table and its trigger functions have one owner, before and after
+    assert rows(w.su, """
+        SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid IN ('orders'::regclass, 'orders_event'::regclass)
+         UNION
+        SELECT pg_get_userbyid(p.proowner)::text FROM pg_proc AS p JOIN pg_trigger AS g ON g.tgfoid = p.oid
+         WHERE g.tgrelid = 'orders'::regclass""") == [(heir if ok else w.roles["table owner"],)]
+    return "yes" if ok else "no"
+
+
 def check_retention(w: World, c: psycopg.Connection) -> str:
     ok = allowed(lambda: c.execute("SELECT pghistory.prune('orders', now() + interval '1 day', keep_latest => false)"))
     assert value(w.su, "SELECT count(*) FROM orders_event") == (0 if ok else 1)
@@ -255,7 +275,7 @@ def check_maintain(w: World, c: psycopg.Connection) -> str:
 
 CHECKS = dict(zip(MATRIX, [check_track, check_untrack, check_distribute, check_write, check_write_unrecorded,
                            check_read_event_table, check_read_events, check_read_aggregate, check_create_context, check_change_context, check_change_history,
-                           check_change_registry, check_alter, check_retention, check_redact, check_maintain]))
+                           check_change_registry, check_alter, check_give_away, check_retention, check_redact, check_maintain]))
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -97,3 +97,56 @@ def test_a_superuser_tracks_for_an_owner_that_may_not_create_in_schema_pghistory
     conn.execute("SELECT pghistory.track('t')")
     connect(user=owner).execute("INSERT INTO t VALUES (1)")
     assert events(conn, "t_event") == [("insert", 1)]
+
+
+def test_giving_a_table_away_gives_its_history_and_trigger_functions_along(conn, connect, alice, make_role):
+    """ALTER TABLE ... OWNER TO is followed: the functions run with the new owner's rights, not
+    the old owner's, and the history, partitions included, belongs to the new owner."""
+    bob = make_role("pgh_bob")
+    conn.execute(f"GRANT CREATE ON SCHEMA public, pghistory TO {bob}")
+    conn.execute(f"GRANT {bob} TO {alice}")  # PostgreSQL's rule: alice may give away to a role she is a member of
+    as_alice = connect(user=alice)
+    as_alice.execute("""
+        CREATE TABLE seen (who text);
+        GRANT INSERT ON seen TO PUBLIC;
+        CREATE FUNCTION public.whoami_log() RETURNS boolean LANGUAGE sql
+            AS $$ INSERT INTO public.seen VALUES (current_user) RETURNING true $$;
+        GRANT EXECUTE ON FUNCTION public.whoami_log() TO PUBLIC;
+        CREATE TABLE t (id int PRIMARY KEY, v text);
+        SELECT pghistory.track('t', partition_by => interval '1 month', context => 'fk',
+                               trackers => ARRAY[pghistory.insert_event(condition => 'public.whoami_log()')]);
+        INSERT INTO t VALUES (1, 'a');
+        ALTER TABLE t OWNER TO %s;
+    """ % bob)
+    assert owners(conn, "t") == [('pghistory."public.t/insert"()', bob), ("t_event", bob)]
+    assert rows(conn, "SELECT DISTINCT pg_get_userbyid(c.relowner)::text FROM pg_partition_tree('t_event') AS p"
+                      " JOIN pg_class AS c ON c.oid = p.relid") == [(bob,)]
+    as_bob = connect(user=bob)
+    with as_bob.transaction():  # bob is no superuser: his functions attach the context through _attach_context()
+        as_bob.execute("""SELECT pghistory.set_context('{"by": "bob"}')""")
+        as_bob.execute("INSERT INTO t VALUES (2, 'b')")
+    assert rows(conn, "SELECT who FROM seen") == [(alice,), (bob,)]
+    assert rows(conn, "SELECT pgh_label, pgh_obj_id, pgh_context ->> 'by' FROM pghistory.events('t')"
+                      " ORDER BY pgh_id") == [("insert", "1", None), ("insert", "2", "bob")]
+    assert rows(conn, "SELECT aspect FROM pghistory.status() WHERE NOT ok") == []
+
+
+def test_a_table_is_not_given_to_an_owner_that_may_not_own_its_trigger_functions(conn, connect, alice, make_role):
+    """Refused before anything changes, with the grant to make first; a superuser may give it anyway."""
+    bob = make_role("pgh_bob")
+    conn.execute(f"GRANT CREATE ON SCHEMA public TO {bob}")
+    conn.execute(f"GRANT {bob} TO {alice}")
+    as_alice = connect(user=alice)
+    as_alice.execute("CREATE TABLE t (id int PRIMARY KEY); SELECT pghistory.track('t')")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+        as_alice.execute(f"ALTER TABLE t OWNER TO {bob}")
+    assert info.value.diag.message_primary == (
+        f"pghistory: {bob} may not own the trigger functions of public.t, which live in schema pghistory")
+    assert info.value.diag.message_hint == (
+        f"A superuser or the extension's owner can GRANT CREATE ON SCHEMA pghistory TO {bob} first;"
+        " or a superuser can give the table away.")
+    assert value(conn, "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 't'::regclass") == alice
+    conn.execute(f"ALTER TABLE t OWNER TO {bob}")
+    assert owners(conn, "t") == sorted(
+        [(f'pghistory."public.t/{label}"()', bob) for label in ("delete", "insert", "truncate", "update")]
+        + [("t_event", bob)])
