@@ -131,7 +131,8 @@ BEGIN
         EXECUTE format('SELECT last_value, is_called FROM %s', v_seq) INTO v_last_value, v_is_called;
     END IF;
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS '
-                   'INCLUDING COMMENTS INCLUDING STORAGE INCLUDING STATISTICS) PARTITION BY RANGE (pgh_created_at)',
+                   'INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING STATISTICS) '
+                   'PARTITION BY RANGE (pgh_created_at)',
                    v_old.nspname, v_old.relname, v_old_table);
     v_new := format('%I.%I', v_old.nspname, v_old.relname)::regclass;
     EXECUTE format('ALTER TABLE %s OWNER TO %I', v_new, pg_get_userbyid(v_old.relowner));

@@ -152,6 +152,21 @@ def test_maintain_moves_rows_out_of_the_default_partition_and_is_idempotent(orde
     assert len(partitions(c)) == 6
 
 
+def test_partitions_keep_the_event_tables_column_compression(orders):
+    """A column's compression set on the event table holds in the partitioned table a conversion
+    makes and in the partitions maintain() makes later (they are made with LIKE, then attached)."""
+    c = orders
+    c.execute("SELECT pghistory.track('orders')")
+    c.execute("ALTER TABLE orders_event ALTER COLUMN email SET COMPRESSION pglz")
+    c.execute("SELECT pghistory.track('orders', partition_by => interval '1 month')")
+    c.execute("INSERT INTO orders_event (pgh_created_at, pgh_label, pgh_obj_id, id) "
+              "VALUES (now() + interval '1 year', 'manual', 1, 1)")
+    c.execute("SELECT pghistory.maintain()")
+    assert f"orders_event_p{months_from_now(12)}" in partitions(c)
+    assert rows(c, """SELECT DISTINCT a.attcompression::text FROM pg_partition_tree('orders_event') AS p
+                       JOIN pg_attribute AS a ON a.attrelid = p.relid WHERE a.attname = 'email'""") == [("p",)]
+
+
 def test_maintain_runs_one_at_a_time(orders, connect):
     c = orders
     c.execute("SELECT pghistory.track('orders', partition_by => interval '1 month')")
