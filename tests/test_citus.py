@@ -172,6 +172,17 @@ def test_owner_to(coord: psycopg.Connection[Any]) -> None:
     coord.execute("SELECT pghistory.track('given', context => 'json')")
     coord.execute("CREATE ROLE pgh_heir")
     coord.execute("GRANT CREATE ON SCHEMA public, pghistory TO pgh_heir")
+    try:
+        give_away(coord)
+    finally:  # the tests after this one move shards and dump the cluster, as roles that may log in
+        coord.rollback()
+        coord.execute("SELECT pghistory.untrack('given', drop_events => true)")
+        coord.execute("DROP TABLE given")
+        coord.execute("REVOKE ALL ON SCHEMA public, pghistory FROM pgh_heir")
+        coord.execute("DROP ROLE pgh_heir")
+
+
+def give_away(coord: psycopg.Connection[Any]) -> None:
     with coord.transaction():
         coord.execute("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
         coord.execute("ALTER TABLE given OWNER TO pgh_heir")
