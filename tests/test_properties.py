@@ -97,14 +97,14 @@ def test_any_table_shape_tracks_every_write(conn, table, columns, level, context
         for i in range(n):
             values = [sql.Literal(i), sql.Literal(0)] + [literal(t, data.draw(TYPES[t])) for _, t in columns]
             conn.execute(sql.SQL("INSERT INTO {} VALUES ({})").format(qualified, sql.SQL(", ").join(values)))
-        snapshot = sql.SQL("SELECT to_jsonb(t) FROM {} AS t ORDER BY id").format(qualified)
+        snapshot = sql.SQL("SELECT to_jsonb(t.*) FROM {} AS t ORDER BY id").format(qualified)
         inserted = [r[0] for r in conn.execute(snapshot)]
         conn.execute(sql.SQL("UPDATE {} SET v = v + 1").format(qualified))
         updated = [r[0] for r in conn.execute(snapshot)]
         conn.execute(sql.SQL("DELETE FROM {}").format(qualified))
 
         history = conn.execute(sql.SQL(
-            "SELECT pgh_label, to_jsonb(e) - ARRAY['pgh_id', 'pgh_created_at', 'pgh_xact', 'pgh_label', 'pgh_obj_id', "
+            "SELECT pgh_label, to_jsonb(e.*) - ARRAY['pgh_id', 'pgh_created_at', 'pgh_xact', 'pgh_label', 'pgh_obj_id', "
             "'pgh_context_id', 'pgh_context'] FROM {} AS e ORDER BY pgh_id").format(sql.SQL(event_table))).fetchall()
         by_label: dict[str, list[Any]] = {}
         for label, doc in history:
