@@ -55,12 +55,15 @@ BEGIN
     EXECUTE format('LOCK TABLE %s IN SHARE MODE', v_config.tracked_table);
     SELECT l.target, l.vals INTO v_lists
       FROM pghistory._snapshot_lists(v_config, 'new', '$1', '$2', '$3') AS l;
+    SELECT l.target, l.vals INTO v_lists  -- numbered on the node of the row, on Citus
+      FROM pghistory._citus_coordinator_lists(v_config, 'new', v_lists.target, v_lists.vals) AS l;
     EXECUTE format($sql$INSERT INTO %1$s (%2$s)
 SELECT %3$s
   FROM %4$s AS new
- WHERE NOT EXISTS (SELECT FROM %1$s AS pgh_event WHERE pgh_event.pgh_obj_id = %5$s)$sql$,
+ WHERE NOT EXISTS (SELECT FROM %1$s AS pgh_event WHERE pgh_event.pgh_obj_id = %5$s%6$s)$sql$,
                    v_config.event_table, v_lists.target, v_lists.vals, v_config.tracked_table,
-                   pghistory._object_key(v_config.tracked_table, 'new'))
+                   pghistory._object_key(v_config.tracked_table, 'new'),
+                   pghistory._citus_same_shard(v_config.event_table, 'pgh_event', 'new'))
       USING backfill.label, v_context_id, v_context;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 AND v_config.context = 'fk' AND v_context_id IS NOT NULL THEN

@@ -148,6 +148,47 @@ BEGIN
 END
 $$;
 
+-- The pgh_id of an event that the coordinator writes into a distributed
+-- event table (a TRUNCATE's, create_event()'s, backfill()'s), taken as the
+-- node that holds the row numbers it. Citus evaluates nextval() in an
+-- INSERT on the coordinator, from the coordinator's identity range, which
+-- is below every worker's: such an event would sort before the object's
+-- earlier events (then as_of() after a TRUNCATE still showed its rows).
+-- This function is STABLE and takes the row's distribution column, so
+-- Citus sends it with the INSERT ... SELECT to the worker holding each row
+-- rather than evaluating it once on the coordinator; there it draws from
+-- that node's range, as the shard's own triggers do. PostgreSQL still calls
+-- it once per row of a target list; SET makes sure it is never inlined
+-- (which would show Citus the nextval()). It is called only by the
+-- statements _citus_coordinator_lists() makes.
+CREATE OR REPLACE FUNCTION pghistory._node_event_id(p_sequence regclass, p_row anyelement)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.nextval(p_sequence) $$;
+
+-- The column and value lists of an INSERT ... SELECT run on the coordinator
+-- (p_target, p_vals from _snapshot_lists(), p_source the row alias), with
+-- pgh_id from _node_event_id() when p_config's event table is distributed
+-- and numbers its events itself; the lists unchanged otherwise.
+CREATE OR REPLACE FUNCTION pghistory._citus_coordinator_lists(p_config pghistory.tracked, p_source text,
+                                                              INOUT target text, INOUT vals text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_citus record := pghistory._citus_distribution(p_config.event_table);
+    v_sequence text := pg_catalog.pg_get_serial_sequence(p_config.event_table::text, 'pgh_id');
+BEGIN
+    IF v_citus.kind IS DISTINCT FROM 'distributed' OR v_sequence IS NULL THEN
+        RETURN;
+    END IF;
+    target := 'pgh_id, ' || target;
+    vals := format('pghistory._node_event_id(%L::regclass, %s.%I), ', v_sequence, p_source,
+                   v_citus.distribution_column) || vals;
+END
+$$;
+
 -- Refuses what cannot work for table p_table distributed by column
 -- p_distribution_column: context => 'fk', and fields or exclude that leave
 -- that column out of the event table.

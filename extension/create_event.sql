@@ -51,8 +51,10 @@ BEGIN
 
     SELECT l.target, l.vals INTO v_lists
       FROM pghistory._snapshot_lists(v_config, 'new', '$2', '$3', '$4') AS l;
+    SELECT l.target, l.vals INTO v_lists  -- numbered on the node of the row, on Citus
+      FROM pghistory._citus_coordinator_lists(v_config, 'new', v_lists.target, v_lists.vals) AS l;
     v_obj_id := pghistory._canonical_obj_id(v_config.event_table, create_event.tbl, create_event.obj_id);
-    EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s AS new WHERE %s RETURNING pgh_id',
+    EXECUTE format('INSERT INTO %s AS pgh_event (%s) SELECT %s FROM %s AS new WHERE %s RETURNING pgh_event.pgh_id',
                    v_config.event_table, v_lists.target, v_lists.vals,
                    pghistory._qualified_name(create_event.tbl),
                    pghistory._object_match(create_event.tbl, 'new', '$1'))

@@ -224,6 +224,10 @@ BEGIN
       FROM pghistory._snapshot_lists(p_config, v_source, quote_literal(p_tracker.label),
                                      CASE WHEN v_dynamic THEN '$1' ELSE 'pgh_trigger.v_context_id' END,
                                      CASE WHEN v_dynamic THEN '$2' ELSE 'pgh_trigger.v_context' END) AS l;
+    IF p_tracker.operation = 'truncate' THEN  -- recorded on the coordinator of a Citus cluster
+        SELECT l.target, l.vals INTO v_lists
+          FROM pghistory._citus_coordinator_lists(p_config, 'old', v_lists.target, v_lists.vals) AS l;
+    END IF;
     IF p_row_level THEN
         RETURN pghistory._fill_template(
                    CASE WHEN v_when IS NULL THEN $t$INSERT INTO %%EVENT_TABLE%% (%%TARGET%%)

@@ -146,6 +146,35 @@ def test_truncate(coord: psycopg.Connection[Any], level: str) -> None:
         ("insert", 5, 5 * 6 // 2), ("truncate", 5, 5 * 6 // 2)]
 
 
+def test_events_the_coordinator_writes_sort_after_earlier_ones(coord: psycopg.Connection[Any]) -> None:
+    """A TRUNCATE's, create_event()'s and backfill()'s events are written through the coordinator,
+    whose own pgh_id range is below the workers': they take theirs on the node of the row, so each
+    object's events stay in the order they were written."""
+    distributed(coord, "ordered")
+    coord.execute("""SELECT pghistory.track('ordered', context => 'json', trackers => ARRAY[
+        pghistory.insert_event(), pghistory.update_event(), pghistory.delete_event(),
+        pghistory.truncate_event(), pghistory.manual_event('audited')])""")
+    coord.execute("INSERT INTO ordered SELECT g, 'new' FROM generate_series(1, 4) AS g")
+    coord.execute("UPDATE ordered SET status = 'paid' WHERE id <= 2")
+    audited = value(coord, "SELECT pghistory.create_event('ordered', 1, 'audited')")
+    assert value(coord, "SELECT pgh_label FROM ordered_event WHERE pgh_id = %s", audited) == "audited"
+    with coord.transaction():
+        coord.execute("SET LOCAL citus.propagate_set_commands = 'local'")  # to reach the worker
+        coord.execute("SET LOCAL pghistory.enabled = off")
+        coord.execute("INSERT INTO ordered VALUES (5, 'quiet')")
+    assert value(coord, "SELECT pghistory.backfill('ordered')") == 1
+    coord.execute("TRUNCATE ordered")
+    # every event on the node that holds its row, numbered after the earlier ones
+    assert value(coord, "SELECT count(*) FROM ordered_event WHERE pgh_id >> 48 = 0") == 0
+    assert rows(coord, "SELECT id, array_agg(pgh_label ORDER BY pgh_id) FROM ordered_event GROUP BY id ORDER BY id") == [
+        (1, ["insert", "update", "audited", "truncate"]), (2, ["insert", "update", "truncate"]),
+        (3, ["insert", "truncate"]), (4, ["insert", "truncate"]), (5, ["backfill", "truncate"])]
+    # so the table as of now is empty, and its diffs pair the right neighbours
+    assert value(coord, "SELECT count(*) FROM pghistory.as_of(NULL::ordered, now())") == 0
+    assert rows(coord, "SELECT pgh_label, pgh_diff FROM pghistory.events('ordered', 1) ORDER BY pgh_id") == [
+        ("insert", None), ("update", {"status": ["new", "paid"]}), ("audited", {}), ("truncate", {})]
+
+
 def test_alter_table_add_column(coord: psycopg.Connection[Any]) -> None:
     distributed(coord, "grown")
     coord.execute("SELECT pghistory.track('grown', context => 'json')")
