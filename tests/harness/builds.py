@@ -28,12 +28,13 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MAJORS = (14, 15, 16, 17, 18)
 _MARKER = ".pghistory-build"
+_DERIVED_MARKER = ".pghistory-derived"
 
 
 class BuildError(RuntimeError):
@@ -284,6 +285,29 @@ def fetch_build(major: int) -> Build:
 
 
 # -- the public entry points --------------------------------------------------
+
+def derived_build(major: int, name: str, make: Callable[[Path, Build], str]) -> Build:
+    """A copy of the ``major`` build, cached as ``$PGH_CACHE/<name>``, that *make*
+    changes once: it gets the copy's top directory and the build copied, and
+    returns what the copy is (kept in its marker file). The copy is made under a
+    lock and renamed into place only when *make* is done, so a failed or
+    interrupted one is made again next time and never used."""
+    base = cached_build(major) or fetch_build(major)
+    cache = _ensure_cache()
+    home = cache / name
+    marker = home / _DERIVED_MARKER
+    with _lock(cache / f".{name}.lock"):
+        if not marker.is_file():
+            tmp = cache / f".{name}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(base.home, tmp, symlinks=True)
+            what = make(tmp, base)
+            _make_world_readable(tmp)
+            (tmp / _DERIVED_MARKER).write_text(what + "\n")
+            shutil.rmtree(home, ignore_errors=True)
+            tmp.rename(home)
+    return Build.from_pg_config(home / "bin" / "pg_config", source=name)
+
 
 def find_build(major: int, fetch: bool = True, notes: list[str] | None = None) -> Build:
     """A usable build of ``major``: override, the machine's own, the cache, or fetched."""

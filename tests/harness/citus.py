@@ -21,7 +21,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .builds import Build, _ensure_cache, _lock, _make_world_readable, cached_build, fetch_build
+from .builds import Build, derived_build
 from .packages import debian_packages
 from .pgtle import VENDOR, Unavailable, build_from_source
 from .servers import Server
@@ -31,7 +31,6 @@ CITUS_VERSION = "14.0.1"
 CITUS_MAJORS = range(16, 19)
 #: Citus must be loaded at server start.
 CITUS_SETTINGS = {"shared_preload_libraries": "citus", "max_prepared_transactions": "100"}
-_MARK = ".pghistory-citus"
 
 
 def _check_citus(major: int, version: str) -> Path:
@@ -60,21 +59,12 @@ def _build_citus(tarball: Path, pg_config: Path) -> None:
 def citus_build(major: int, version: str = CITUS_VERSION) -> Build:
     """A copy of the ``major`` build with Citus ``version`` built into it (cached)."""
     tarball = _check_citus(major, version)
-    base = cached_build(major) or fetch_build(major)
-    cache = _ensure_cache()
-    name = f"pg{major}-citus-{version}"
-    home = cache / name
-    with _lock(cache / f".{name}.lock"):
-        if not (home / _MARK).is_file():
-            tmp = cache / f".{name}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(base.home, tmp, symlinks=True)
-            _build_citus(tarball, tmp / "bin" / "pg_config")
-            _make_world_readable(tmp)
-            (tmp / _MARK).write_text(f"{base.version} with Citus {version}\n")
-            shutil.rmtree(home, ignore_errors=True)
-            tmp.rename(home)
-    return Build.from_pg_config(home / "bin" / "pg_config", source=name)
+
+    def make(home: Path, base: Build) -> str:
+        _build_citus(tarball, home / "bin" / "pg_config")
+        return f"{base.version} with Citus {version}"
+
+    return derived_build(major, f"pg{major}-citus-{version}", make)
 
 
 class CitusCluster:

@@ -16,12 +16,11 @@ Where the tarball, the tools or the major are missing, `Unavailable` says why, f
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from .builds import ROOT, Build, _ensure_cache, _lock, _make_world_readable, cached_build, fetch_build, unpack
+from .builds import ROOT, Build, derived_build, unpack
 from .packages import debian_packages
 
 VENDOR = ROOT.parent / "shared" / "vendor"
@@ -29,7 +28,6 @@ VENDOR = ROOT.parent / "shared" / "vendor"
 PG_TLE_SETTINGS = {"shared_preload_libraries": "pg_tle"}
 #: The majors each pg_tle version builds for.
 PG_TLE_MAJORS = {"1.5.2": range(14, 19), "1.4.0": range(14, 18)}
-_MARK = ".pghistory-bare"
 
 
 class Unavailable(RuntimeError):
@@ -69,21 +67,12 @@ def _build_pg_tle(tarball: Path, pg_config: Path) -> None:
 def bare_build(major: int, pg_tle: str | None = None) -> Build:
     """A copy of the ``major`` build without pghistory's files (with pg_tle ``pg_tle`` in it)."""
     tarball = _check_pg_tle(major, pg_tle) if pg_tle else None
-    base = cached_build(major) or fetch_build(major)
-    cache = _ensure_cache()
-    name = f"pg{major}-bare" + (f"-pg_tle-{pg_tle}" if pg_tle else "")
-    home = cache / name
-    with _lock(cache / f".{name}.lock"):
-        if not (home / _MARK).is_file():
-            tmp = cache / f".{name}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(base.home, tmp, symlinks=True)
-            for path in (tmp / base.extension_dir.relative_to(base.home)).glob("pghistory*"):
-                path.unlink()
-            if tarball is not None:
-                _build_pg_tle(tarball, tmp / "bin" / "pg_config")
-            _make_world_readable(tmp)
-            (tmp / _MARK).write_text(f"{base.version} without pghistory, pg_tle {pg_tle or 'none'}\n")
-            shutil.rmtree(home, ignore_errors=True)
-            tmp.rename(home)
-    return Build.from_pg_config(home / "bin" / "pg_config", source=name)
+
+    def make(home: Path, base: Build) -> str:
+        for path in (home / base.extension_dir.relative_to(base.home)).glob("pghistory*"):
+            path.unlink()
+        if tarball is not None:
+            _build_pg_tle(tarball, home / "bin" / "pg_config")
+        return f"{base.version} without pghistory, pg_tle {pg_tle or 'none'}"
+
+    return derived_build(major, f"pg{major}-bare" + (f"-pg_tle-{pg_tle}" if pg_tle else ""), make)
