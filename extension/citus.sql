@@ -168,7 +168,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pg_catalog.nextval(p_sequence) $$;
 
 -- The column and value lists of an INSERT ... SELECT run on the coordinator
--- (p_target, p_vals from _snapshot_lists(), p_source the row alias), with
+-- (target and vals as _snapshot_lists() made them, p_source the row alias), with
 -- pgh_id from _node_event_id() when p_config's event table is distributed
 -- and numbers its events itself; the lists unchanged otherwise.
 CREATE OR REPLACE FUNCTION pghistory._citus_coordinator_lists(p_config pghistory.tracked, p_source text,

@@ -198,14 +198,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_owner oid := (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = p_tracked);
-    v_relation regclass;
+    v_tables regclass[] := ARRAY(SELECT t.relid FROM pghistory._table_tree(p_event_table) AS t
+                                   JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+                                  WHERE c.relowner <> v_owner);
+    v_functions_given boolean := EXISTS (SELECT FROM pghistory._tracker_functions(p_tracked) AS f
+                                           JOIN pg_catalog.pg_proc AS p ON p.oid = f
+                                          WHERE p.proowner <> v_owner);
+    v_table regclass;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pghistory._tracker_functions(p_tracked) AS f
-                     JOIN pg_catalog.pg_proc AS p ON p.oid = f
-                    WHERE p.proowner <> v_owner)
-       AND NOT EXISTS (SELECT FROM pghistory._table_tree(p_event_table) AS t
-                         JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
-                        WHERE c.relowner <> v_owner) THEN
+    IF cardinality(v_tables) = 0 AND NOT v_functions_given THEN
         RETURN;
     END IF;
     IF NOT (pghistory._is_superuser() OR has_schema_privilege(v_owner, 'pghistory', 'CREATE')) THEN
@@ -216,14 +217,10 @@ BEGIN
                   HINT = format('A superuser or the extension''s owner can GRANT CREATE ON SCHEMA pghistory TO %I '
                                 'first; or a superuser can give the table away.', pg_get_userbyid(v_owner));
     END IF;
-    FOR v_relation IN SELECT t.relid FROM pghistory._table_tree(p_event_table) AS t
-                        JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
-                       WHERE c.relowner <> v_owner LOOP
-        EXECUTE format('ALTER TABLE %s OWNER TO %I', v_relation, pg_get_userbyid(v_owner));
+    FOREACH v_table IN ARRAY v_tables LOOP
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', v_table, pg_get_userbyid(v_owner));
     END LOOP;
-    IF EXISTS (SELECT FROM pghistory._tracker_functions(p_tracked) AS f
-                 JOIN pg_catalog.pg_proc AS p ON p.oid = f
-                WHERE p.proowner <> v_owner) THEN
+    IF v_functions_given THEN
         PERFORM pghistory._generate_triggers(p_tracked);
     END IF;
 END

@@ -140,7 +140,8 @@ BEGIN
     v_name := pghistory._fit_identifier(v_parent.relname || '_p'
                   || to_char(p_from AT TIME ZONE 'UTC',
                              CASE WHEN p_to - p_from < interval '1 day' THEN 'YYYYMMDD"_"HH24MI' ELSE 'YYYYMMDD' END));
-    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)',
+    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE '
+                   'INCLUDING COMPRESSION)',
                    v_parent.nspname, v_name, p_event_table);
     v_partition := format('%I.%I', v_parent.nspname, v_name)::regclass;
     SELECT NULLIF(t.partdefid, 0)::regclass INTO v_default
