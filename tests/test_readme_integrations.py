@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,9 @@ def test_every_snippet_runs_and_records_what_it_says(conn, pg, db, monkeypatch):
     import pghistory as pgh
     from celery.contrib.testing.worker import start_worker
 
-    ns = {"__name__": "readme_celery"}
+    # Celery keeps task names per process: a module name of its own for each major's run
+    module = f"readme_celery_{uuid.uuid4().hex[:8]}"
+    ns = {"__name__": module}
     exec(compile(celery_, "README:celery", "exec"), ns)
     with start_worker(ns["jobs"], perform_ping_check=False, pool="solo"):
         with pgh.context(user="dave"):
@@ -90,5 +93,5 @@ def test_every_snippet_runs_and_records_what_it_says(conn, pg, db, monkeypatch):
         ("update", "shipped", {"method": "POST", "path": "/orders/1/ship", "user": "bob"}),
         ("update", "checked", {"job": "nightly-check"}),
         ("update", "delivered", {"user": "carol", "task": "deliver"}),
-        ("update", "archived", {"user": "dave", "task": "readme_celery.archive"}),
+        ("update", "archived", {"user": "dave", "task": f"{module}.archive"}),
     ]
