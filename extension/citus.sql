@@ -151,26 +151,27 @@ $$;
 -- The pgh_id of an event that the coordinator writes into a distributed
 -- event table (a TRUNCATE's, create_event()'s, backfill()'s), taken as the
 -- node that holds the row numbers it. Citus evaluates nextval() in an
--- INSERT on the coordinator, from the coordinator's identity range, which
--- is below every worker's: such an event would sort before the object's
--- earlier events (then as_of() after a TRUNCATE still showed its rows).
+-- INSERT on the coordinator, whose numbers are not the row's node's: such
+-- an event could sort before the object's earlier events (then as_of()
+-- after a TRUNCATE still showed its rows).
 -- This function is STABLE and takes the row's distribution column, so
 -- Citus sends it with the INSERT ... SELECT to the worker holding each row
 -- rather than evaluating it once on the coordinator; there it draws from
--- that node's range, as the shard's own triggers do. PostgreSQL still calls
--- it once per row of a target list; SET makes sure it is never inlined
+-- that node's pghistory.node_event_id_seq, as the shard's own triggers
+-- do. PostgreSQL still calls it once per row of a target list; SET makes
+-- sure it is never inlined
 -- (which would show Citus the nextval()). It is called only by the
 -- statements _citus_coordinator_lists() makes.
-CREATE OR REPLACE FUNCTION pghistory._node_event_id(p_sequence regclass, p_row anyelement)
+CREATE OR REPLACE FUNCTION pghistory._node_event_id(p_row anyelement)
 RETURNS bigint
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT pg_catalog.nextval(p_sequence) $$;
+AS $$ SELECT pg_catalog.nextval('pghistory.node_event_id_seq') $$;
 
 -- The column and value lists of an INSERT ... SELECT run on the coordinator
 -- (target and vals as _snapshot_lists() made them, p_source the row alias), with
 -- pgh_id from _node_event_id() when p_config's event table is distributed
--- and numbers its events itself; the lists unchanged otherwise.
+-- and numbered by its nodes; the lists unchanged otherwise.
 CREATE OR REPLACE FUNCTION pghistory._citus_coordinator_lists(p_config pghistory.tracked, p_source text,
                                                               INOUT target text, INOUT vals text)
 LANGUAGE plpgsql STABLE
@@ -178,14 +179,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_citus record := pghistory._citus_distribution(p_config.event_table);
-    v_sequence text := pg_catalog.pg_get_serial_sequence(p_config.event_table::text, 'pgh_id');
 BEGIN
-    IF v_citus.kind IS DISTINCT FROM 'distributed' OR v_sequence IS NULL THEN
+    IF v_citus.kind IS DISTINCT FROM 'distributed' OR NOT pghistory._numbered_by_node(p_config.event_table) THEN
         RETURN;
     END IF;
     target := 'pgh_id, ' || target;
-    vals := format('pghistory._node_event_id(%L::regclass, %s.%I), ', v_sequence, p_source,
-                   v_citus.distribution_column) || vals;
+    vals := format('pghistory._node_event_id(%s.%I), ', p_source, v_citus.distribution_column) || vals;
 END
 $$;
 
@@ -307,35 +306,175 @@ BEGIN
         EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', p_event_table, v_key);
     END IF;
     EXECUTE format('ALTER TABLE %s ADD PRIMARY KEY (pgh_id, %I)', p_event_table, v_table.distribution_column);
-    PERFORM pghistory._citus_own_identity(p_event_table);
+    PERFORM pghistory._citus_node_numbering(p_event_table);
     EXECUTE format('SELECT %s($1, $2, colocate_with => $3)', v_create)
       USING p_event_table, v_table.distribution_column::text, p_tracked::text;
 END
 $$;
 
--- Gives an event table about to be distributed a pgh_id identity of its
--- own, if its pgh_id comes from elsewhere (a sequence every event table
--- shares): Citus gives each node its own range of a distributed table's
--- identity (the coordinator from 1, worker group g from g << 48), which
--- keeps pgh_id unique in the cluster, while a sequence of an extension is
--- left as it is on every node, each numbering from 1. It continues after
--- the largest pgh_id there is. Does nothing for an identity already there.
-CREATE OR REPLACE FUNCTION pghistory._citus_own_identity(p_event_table regclass)
+-- Gives an event table about to be distributed its pgh_id from
+-- pghistory.node_event_id_seq (tables.sql), which each node numbers
+-- itself: a sequence every event table shares is left as it is by Citus on
+-- every node, each numbering from 1, and the identity Citus gives each node
+-- a range of (worker group g from g << 48) cannot move up when a shard
+-- arrives from a node of a later group. Sets every node's numbering above
+-- the events there are, which Citus is about to spread over the workers
+-- (this node's directly, the workers' through run_command_on_workers(),
+-- in connections of their own: a number skipped if this transaction rolls
+-- back is only a gap).
+CREATE OR REPLACE FUNCTION pghistory._citus_node_numbering(p_event_table regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_max bigint;
+    v_failed text;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
-                WHERE a.attrelid = p_event_table AND a.attname = 'pgh_id' AND a.attidentity <> '') THEN
-        RETURN;
-    END IF;
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN pgh_id DROP IDENTITY IF EXISTS', p_event_table);
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN pgh_id SET DEFAULT pg_catalog.nextval(''pghistory.node_event_id_seq'')',
+                   p_event_table);
     EXECUTE format('SELECT max(pgh_id) FROM %s', p_event_table) INTO v_max;
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN pgh_id DROP DEFAULT', p_event_table);
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN pgh_id ADD GENERATED BY DEFAULT AS IDENTITY (START WITH %s)',
-                   p_event_table, coalesce(v_max, 0) + 1);
+    PERFORM pghistory._citus_number_above(v_max);
+    EXECUTE format('SELECT string_agg(format(''%%s:%%s: %%s'', w.nodename, w.nodeport, w.result), ''; '')
+                      FROM %s(%L) AS w WHERE NOT w.success',
+                   pg_catalog.to_regproc('pg_catalog.run_command_on_workers'),
+                   format('SELECT pghistory._citus_number_above(%s)', coalesce(v_max, 0)))
+       INTO v_failed;
+    IF v_failed IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: could not set the numbering of events on every worker: %', v_failed
+            USING ERRCODE = 'connection_failure',
+                  HINT = 'Make sure every worker is reachable and has pghistory, then distribute again.';
+    END IF;
+END
+$$;
+
+-- Whether relation p_relation takes its pgh_id from
+-- pghistory.node_event_id_seq: a distributed event table, its shell on a
+-- worker, or one of its shards.
+CREATE OR REPLACE FUNCTION pghistory._numbered_by_node(p_relation oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_attrdef AS ad
+                     JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+                     JOIN pg_catalog.pg_depend AS d
+                       ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
+                    WHERE ad.adrelid = p_relation AND a.attname = 'pgh_id'
+                      AND d.refclassid = 'pg_catalog.pg_class'::regclass
+                      AND d.refobjid = 'pghistory.node_event_id_seq'::regclass)
+$$;
+
+-- Sets this node's numbering of pgh_id (pghistory.node_event_id_seq) above
+-- p_max (the largest pgh_id of an event table or shard that is on this
+-- node now, or is about to be): the node of Citus group g numbers in
+-- blocks of 2^44, the blocks b = g (mod 256) with b >= 256 (so no two
+-- nodes draw the same number, and history from before distribution,
+-- numbered by pghistory.event_id_seq, stays below). A node that numbers below the shard moves up to the lowest
+-- of its blocks above it; a node that never numbered starts at such a
+-- block. Never moves down. One at a time on the node (an advisory lock
+-- held to the end of the transaction), so setval() never races another
+-- setval(); writers' nextval() meanwhile draw below the block it moves to.
+-- SECURITY DEFINER: a shard arrives with its owner's rights (Citus runs
+-- the DDL on the node as the table's owner), who may not setval() the
+-- sequence. EXECUTE stays with PUBLIC, as for _event_ids_past(): all
+-- anyone can do with it is a gap in the numbers, never past 2^62 (a node
+-- moved that far takes no more shards from nodes numbering above it).
+CREATE OR REPLACE FUNCTION pghistory._citus_number_above(p_max bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_group bigint;
+    v_max bigint := p_max;
+    v_last bigint;
+    v_block bigint;
+BEGIN
+    IF p_max >= 1::bigint << 62 THEN
+        RAISE EXCEPTION 'pghistory: the pgh_id numbering of a node is not moved past 2^62 (pgh_id % was asked for)', p_max
+            USING ERRCODE = 'numeric_value_out_of_range',
+                  HINT = 'Renumber the events above 2^62, or have a superuser setval() pghistory.node_event_id_seq.';
+    END IF;
+    PERFORM pg_advisory_xact_lock('pghistory.node_event_id_seq'::regclass::oid::bigint);
+    EXECUTE format('SELECT l.groupid FROM %s AS l', pg_catalog.to_regclass('pg_catalog.pg_dist_local_group'))
+       INTO v_group;
+    IF v_group >= 256 THEN
+        RAISE EXCEPTION 'pghistory: this node is of Citus group %, and distributed event tables number events on nodes '
+                        'of groups below 256 only', v_group
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Keep the shards of tracked tables on nodes of lower groups.';
+    END IF;
+    v_last := pg_catalog.pg_sequence_last_value('pghistory.node_event_id_seq');
+    IF v_last >> 44 >= 256 AND (v_last >> 44) % 256 = v_group THEN  -- numbering in a block of its own
+        IF v_last >= coalesce(v_max, 0) THEN
+            RETURN;
+        END IF;
+    ELSE
+        v_last := NULL;
+    END IF;
+    v_block := greatest(256, (greatest(v_max, v_last, 0) >> 44) + 1);
+    v_block := v_block + ((v_group - v_block) % 256 + 256) % 256;
+    IF v_block >= 1::bigint << 18 THEN
+        RAISE EXCEPTION 'pghistory: this node (Citus group %) has no block of pgh_ids left above %', v_group, v_max
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    PERFORM pg_catalog.setval('pghistory.node_event_id_seq', v_block << 44, true);
+END
+$$;
+
+-- The distributed table whose shard relation p_relation is (its name is
+-- the table's and the shard id: Citus names them so), or NULL for a
+-- relation that is not a shard.
+CREATE OR REPLACE FUNCTION pghistory._citus_shard_of(p_relation oid)
+RETURNS regclass
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_table regclass;
+BEGIN
+    EXECUTE format('SELECT s.logicalrelid FROM %s AS s
+                      JOIN pg_catalog.pg_class AS shard ON shard.oid = $1
+                      JOIN pg_catalog.pg_class AS t ON t.oid = s.logicalrelid
+                     WHERE s.shardid = substring(shard.relname FROM ''_([0-9]+)$'')::bigint
+                       AND shard.relname = t.relname || ''_'' || s.shardid
+                       AND shard.relnamespace = t.relnamespace',
+                   pg_catalog.to_regclass('pg_catalog.pg_dist_shard'))
+       INTO v_table
+      USING p_relation;
+    RETURN v_table;
+END
+$$;
+
+-- ddl_command_end on a node of a Citus cluster: sets the node's numbering
+-- (_citus_number_above) above every event table, shell or shard, that the
+-- command made or altered there. Citus makes a shard on a node with
+-- CREATE TABLE, and one that it moves or copies there gets its primary key
+-- after its rows (ALTER TABLE ... ADD PRIMARY KEY, through
+-- worker_apply_shard_ddl_command, before writes reach it there): so the
+-- node numbers the shard's new events above its old ones, whichever node
+-- numbered those. (Citus makes shards without the shell's sequence
+-- defaults: a shard is told by its table.)
+CREATE OR REPLACE FUNCTION pghistory._citus_follow_shards()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_relation regclass;
+    v_max bigint;
+BEGIN
+    FOR v_relation IN
+        SELECT DISTINCT d.objid::regclass FROM pg_event_trigger_ddl_commands() AS d
+         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
+           AND d.command_tag IN ('CREATE TABLE', 'ALTER TABLE')
+           AND pghistory._numbered_by_node(coalesce(pghistory._citus_shard_of(d.objid), d.objid))
+    LOOP
+        EXECUTE format('SELECT max(pgh_id) FROM %s', v_relation) INTO v_max;
+        PERFORM pghistory._citus_number_above(v_max);
+    END LOOP;
 END
 $$;
 

@@ -79,8 +79,8 @@ $$;
 -- (its own identity goes), or one whose default DROP EXTENSION ... CASCADE
 -- took. The sequence then moves past its largest pgh_id. One catalog
 -- lookup for a table numbered so already, which is every table track()
--- made. A Citus table keeps the identity _citus_own_identity() gave it:
--- Citus numbers that from a range per node, a shared sequence it would not.
+-- made. A Citus table keeps the numbering _citus_node_numbering() gave it:
+-- each node numbers its own events there (pghistory.node_event_id_seq).
 CREATE OR REPLACE FUNCTION pghistory._use_event_id_seq(p_event_table regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE

@@ -61,6 +61,9 @@ DECLARE
     v_changed regclass[];
     v_table regclass;
 BEGIN
+    IF pghistory._citus_installed() THEN  -- shards made or moved here number above their events
+        PERFORM pghistory._citus_follow_shards();
+    END IF;
     -- The tracked tables this command may have changed: the relation it
     -- names, a tracked table whose event table or partition it is, or those
     -- in a schema it renames. Only those: other sessions change other

@@ -125,6 +125,25 @@ BEGIN
 END
 $$;
 
+-- The pgh_id of the event tables Citus distributes, which each node numbers
+-- itself (citus.sql): the node of Citus group g draws from blocks of 2^44
+-- numbers, the blocks b = g (mod 256) from b = 256 + g up, so no two nodes
+-- draw the same number, and each node moves up to a block of its own above
+-- the events of a shard that arrives there, so an object's events stay in
+-- write order when its shard moves. Citus leaves an extension's sequence
+-- alone on every node; pghistory sets a node's when a shard is made on it
+-- or moved to it (_citus_number_above).
+CREATE SEQUENCE pghistory.node_event_id_seq AS bigint CACHE 1;
+COMMENT ON SEQUENCE pghistory.node_event_id_seq IS
+    'pghistory: the pgh_id of distributed (Citus) event tables, numbered by each node in blocks of its own';
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'pghistory') THEN
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.node_event_id_seq', '');
+    END IF;
+END
+$$;
+
 -- pgh_xact: the transaction that wrote each event, so that events can be
 -- grouped by transaction across tables (event_tables.sql). Events 0.1.0
 -- recorded keep NULL there: their transaction is not known (a volatile

@@ -16,6 +16,7 @@ GRANT USAGE ON SCHEMA pghistory TO PUBLIC;
 -- a gap in pgh_ids); moving it (setval) is for its owner and superusers
 -- (pghistory._event_ids_past()).
 GRANT USAGE ON SEQUENCE pghistory.event_id_seq TO PUBLIC;
+GRANT USAGE ON SEQUENCE pghistory.node_event_id_seq TO PUBLIC;
 
 -- Context rows are created only by the trigger functions of tracked
 -- tables: _grant_attach_context() grants EXECUTE to the owners of tables

@@ -85,6 +85,18 @@ CREATE SEQUENCE pghistory.event_id_seq AS bigint CACHE 1;
 COMMENT ON SEQUENCE pghistory.event_id_seq IS
     'pghistory: the pgh_id of every event table, so that pgh_id orders events across tables as they were written';
 
+-- The pgh_id of the event tables Citus distributes, which each node numbers
+-- itself (citus.sql): the node of Citus group g draws from blocks of 2^44
+-- numbers, the blocks b = g (mod 256) from b = 256 + g up, so no two nodes
+-- draw the same number, and each node moves up to a block of its own above
+-- the events of a shard that arrives there, so an object's events stay in
+-- write order when its shard moves. Citus leaves an extension's sequence
+-- alone on every node; pghistory sets a node's when a shard is made on it
+-- or moved to it (_citus_number_above).
+CREATE SEQUENCE pghistory.node_event_id_seq AS bigint CACHE 1;
+COMMENT ON SEQUENCE pghistory.node_event_id_seq IS
+    'pghistory: the pgh_id of distributed (Citus) event tables, numbered by each node in blocks of its own';
+
 -- All of them hold user data: pg_dump must dump their rows. (Only an extension
 -- script can say so; the plain script's tables are dumped anyway.)
 DO $$
@@ -97,6 +109,7 @@ BEGIN
         -- and the sequence's position: a restored database goes on numbering
         -- after the history it restored
         PERFORM pg_catalog.pg_extension_config_dump('pghistory.event_id_seq', '');
+        PERFORM pg_catalog.pg_extension_config_dump('pghistory.node_event_id_seq', '');
     END IF;
 END
 $$;

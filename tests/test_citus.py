@@ -78,9 +78,11 @@ def test_track_distributed_table(coord: psycopg.Connection[Any], level: str) -> 
         ("insert", 3, "new", 30, True, {"user": "alice"}), ("update", 3, "paid", 30, True, {"user": "alice"}),
         ("insert", 4, "new", 40, True, {"user": "alice"}), ("insert", 5, "new", 50, True, {"user": "alice"}),
         ("insert", 6, "new", 60, True, {"user": "alice"}), ("delete", 6, "new", 60, None, None)]
-    # pgh_id is unique in the cluster: each node numbers from a range of its own (README)
-    assert rows(coord, f"SELECT count(*) = count(DISTINCT pgh_id), count(DISTINCT pgh_id >> 48) > 1"
-                       f" FROM {table}_event") == [(True, True)]
+    # pgh_id is unique in the cluster: each node numbers in blocks of its own, of 2^44 numbers from
+    # 2^52, the blocks b = group (mod 256) (README)
+    assert rows(coord, f"SELECT count(*) = count(DISTINCT pgh_id), bool_and(pgh_id >> 44 >= 256),"
+                       f" array_agg(DISTINCT (pgh_id >> 44) % 256 ORDER BY (pgh_id >> 44) % 256)"
+                       f" FROM {table}_event") == [(True, True, [1, 2])]
     # the triggers are on every shard (TRUNCATE's is the coordinator's: see test_truncate)
     assert shard_triggers(coord, table) == {"pgh_delete,pgh_insert,pgh_update"}
     # every event has its transaction: the one of the node that wrote it (README, "Order across
@@ -288,8 +290,8 @@ def test_distribute_tracked_table(coord: psycopg.Connection[Any]) -> None:
 
 
 def test_undistributed_table(coord: psycopg.Connection[Any]) -> None:
-    """After untrack and undistribute_table(), the event table stays distributed (Citus does not
-    undistribute a table with an identity): track() refuses it, before writing, since no write of
+    """After untrack and undistribute_table(), the event table stays distributed (undistribute_table()
+    leaves the tables co-located with it): track() refuses it, before writing, since no write of
     the plain table could be recorded there; a new event table works."""
     distributed(coord, "undone")
     coord.execute("SELECT pghistory.track('undone', context => 'json')")
@@ -348,9 +350,8 @@ def test_shard_move(coord: psycopg.Connection[Any], cluster: harness.CitusCluste
     assert value(coord, "SELECT p.nodeport FROM pg_dist_placement JOIN pg_dist_node AS p USING (groupid)"
                         " WHERE shardid = %s", shard) == target
     coord.execute("UPDATE travelling SET status = 'b' WHERE id = 1")
-    # recorded on the new node (its pgh_id comes from that node's range, so diffs
-    # across the move are not reliable: README, "Not supported yet")
-    assert rows(coord, "SELECT pgh_label, status FROM travelling_event ORDER BY pgh_created_at") == [
+    # recorded on the new node, numbered above the event recorded on the old one
+    assert rows(coord, "SELECT pgh_label, status FROM travelling_event ORDER BY pgh_id") == [
         ("insert", "a"), ("update", "b")]
     # the moved shard got a copy of the TRUNCATE trigger too: it records nothing
     assert shard_triggers(coord, "travelling") == {"pgh_delete,pgh_insert,pgh_update",
@@ -383,9 +384,24 @@ def test_shard_move(coord: psycopg.Connection[Any], cluster: harness.CitusCluste
 def test_order_across_a_shard_move(coord: psycopg.Connection[Any], cluster: harness.CitusCluster,
                                    request: pytest.FixtureRequest) -> None:
     """An object's events stay in write order across a move to a node of a later group (a node
-    added later: scaling out), whose pgh_id range is above; a move to an earlier group's node puts
-    its new events first (README, "Not supported yet")."""
+    added later: scaling out) and to one of an earlier group, whose numbering moves up to a block
+    above the shard's events when the shard arrives (README, "Order on a cluster"): with writes
+    blocked during the move, and by logical replication. The table belongs to a role that is no
+    superuser, as whom Citus makes the shard on the node it moves to."""
     distributed(coord, "moving", "id int PRIMARY KEY, status text", by="id")
+    coord.execute("CREATE ROLE pgh_mover LOGIN")
+    coord.execute("GRANT CREATE ON SCHEMA public, pghistory TO pgh_mover")
+
+    def drop_mover() -> None:
+        with cluster.coordinator.connect(autocommit=True) as conn:
+            conn.execute("SELECT pghistory.untrack('moving', drop_events => true)")
+            conn.execute("DROP TABLE moving")
+            conn.execute("REVOKE ALL ON SCHEMA public, pghistory FROM pgh_mover")
+            conn.execute("DROP ROLE pgh_mover")
+    request.addfinalizer(drop_mover)
+    with coord.transaction():
+        coord.execute("SET LOCAL citus.multi_shard_modify_mode = 'sequential'")
+        coord.execute("ALTER TABLE moving OWNER TO pgh_mover")
     coord.execute("SELECT pghistory.track('moving', context => 'json')")
     coord.execute("INSERT INTO moving SELECT g, 'a' FROM generate_series(1, 40) AS g")
     coord.execute("UPDATE moving SET status = 'b'")
@@ -400,19 +416,21 @@ def test_order_across_a_shard_move(coord: psycopg.Connection[Any], cluster: harn
     coord.execute("ALTER SYSTEM SET citus.defer_shard_delete_interval = -1")
     coord.execute("SELECT pg_reload_conf()")
     request.addfinalizer(lambda: cleanup_after_moves(cluster))
-    for obj in (up, down):  # (Citus moves the co-located shards of the other tables along)
+    for obj, mode in ((up, "block_writes"), (down, "force_logical")):
+        # (Citus moves the co-located shards of the other tables along)
         shard, _, port = rows(coord, placement, obj)[0]
         (target,) = ports - {port}
         coord.execute("SELECT citus_move_shard_placement(%s, '127.0.0.1', %s, '127.0.0.1', %s,"
-                      " shard_transfer_mode => 'block_writes')", (shard, port, target))
+                      " shard_transfer_mode => %s)", (shard, port, target, mode))
     coord.execute("UPDATE moving SET status = 'c' WHERE id IN (%s, %s)", (up, down))
 
     def timeline(obj: int) -> list[tuple[str, dict[str, Any] | None]]:
         return rows(coord, "SELECT pgh_data ->> 'status', pgh_diff FROM pghistory.events('moving', %s)"
                            " ORDER BY pgh_id", obj)
 
-    assert timeline(up) == [("a", None), ("b", {"status": ["a", "b"]}), ("c", {"status": ["b", "c"]})]
-    assert [status for status, _ in timeline(down)] == ["c", "a", "b"]
+    for obj in (up, down):
+        assert timeline(obj) == [("a", None), ("b", {"status": ["a", "b"]}), ("c", {"status": ["b", "c"]})]
+    assert value(coord, "SELECT count(*) = count(DISTINCT pgh_id) FROM moving_event")
 
 
 def test_python_binding_context_reaches_the_shards(coord: psycopg.Connection[Any],

@@ -208,5 +208,5 @@ def test_extension_tables_and_sequences_holding_data_are_dumped(conn):
         SELECT c::regclass::text, 'r' FROM pg_extension AS e, unnest(e.extconfig) AS c
          WHERE e.extname = 'pghistory' ORDER BY 1""")
     assert members == [("pghistory.context", "r"), ("pghistory.event_id_seq", "S"), ("pghistory.history_policy", "r"),
-                       ("pghistory.redaction", "r"), ("pghistory.tracked", "r")]
+                       ("pghistory.node_event_id_seq", "S"), ("pghistory.redaction", "r"), ("pghistory.tracked", "r")]
     assert [m[0] for m in members] == [c[0] for c in configured]

@@ -73,6 +73,7 @@ def test_extension_functions_pin_search_path(conn):
         SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc AS p
          WHERE p.pronamespace = 'pghistory'::regnamespace AND p.prosecdef""") == [
         "_attach_context",
+        "_citus_number_above",      # moves a Citus node's pgh_id numbering forward, never past 2^62
         "_event_ids_past",          # moves the shared pgh_id sequence forward, never past 2^62
         "_forget_dropped_policies",  # policies of event tables that no longer exist
         "_forget_dropped_tables",  # sql_drop: registry rows of tables that no longer exist

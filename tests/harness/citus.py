@@ -30,7 +30,8 @@ CITUS_VERSION = "14.0.1"
 #: The majors Citus 14 builds for.
 CITUS_MAJORS = range(16, 19)
 #: Citus must be loaded at server start.
-CITUS_SETTINGS = {"shared_preload_libraries": "citus", "max_prepared_transactions": "100"}
+CITUS_SETTINGS = {"shared_preload_libraries": "citus", "max_prepared_transactions": "100",
+                  "wal_level": "logical"}  # shard moves by logical replication (test_order_across_a_shard_move)
 
 
 def _check_citus(major: int, version: str) -> Path:
