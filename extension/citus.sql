@@ -424,9 +424,10 @@ BEGIN
 END
 $$;
 
--- The distributed table whose shard relation p_relation is (its name is
--- the table's and the shard id: Citus names them so), or NULL for a
--- relation that is not a shard.
+-- The distributed table whose shard relation p_relation is, by its name
+-- (the table's, then _ and the shard id: Citus names shards so, and a
+-- split makes its new shards before their ids are in pg_dist_shard), or
+-- NULL for a relation that is not a shard.
 CREATE OR REPLACE FUNCTION pghistory._citus_shard_of(p_relation oid)
 RETURNS regclass
 LANGUAGE plpgsql STABLE
@@ -435,13 +436,12 @@ AS $$
 DECLARE
     v_table regclass;
 BEGIN
-    EXECUTE format('SELECT s.logicalrelid FROM %s AS s
+    EXECUTE format('SELECT p.logicalrelid FROM %s AS p
+                      JOIN pg_catalog.pg_class AS t ON t.oid = p.logicalrelid
                       JOIN pg_catalog.pg_class AS shard ON shard.oid = $1
-                      JOIN pg_catalog.pg_class AS t ON t.oid = s.logicalrelid
-                     WHERE s.shardid = substring(shard.relname FROM ''_([0-9]+)$'')::bigint
-                       AND shard.relname = t.relname || ''_'' || s.shardid
-                       AND shard.relnamespace = t.relnamespace',
-                   pg_catalog.to_regclass('pg_catalog.pg_dist_shard'))
+                     WHERE shard.relnamespace = t.relnamespace
+                       AND shard.relname = t.relname || ''_'' || substring(shard.relname FROM ''_([0-9]+)$'')',
+                   pg_catalog.to_regclass('pg_catalog.pg_dist_partition'))
        INTO v_table
       USING p_relation;
     RETURN v_table;
@@ -451,9 +451,9 @@ $$;
 -- ddl_command_end on a node of a Citus cluster: sets the node's numbering
 -- (_citus_number_above) above every event table, shell or shard, that the
 -- command made or altered there. Citus makes a shard on a node with
--- CREATE TABLE, and one that it moves or copies there gets its primary key
--- after its rows (ALTER TABLE ... ADD PRIMARY KEY, through
--- worker_apply_shard_ddl_command, before writes reach it there): so the
+-- CREATE TABLE, and one that it moves, copies or splits there gets its
+-- primary key after its rows (ALTER TABLE ... ADD PRIMARY KEY, before
+-- writes reach it there): so the
 -- node numbers the shard's new events above its old ones, whichever node
 -- numbered those. (Citus makes shards without the shell's sequence
 -- defaults: a shard is told by its table.)

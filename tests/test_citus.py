@@ -433,6 +433,28 @@ def test_order_across_a_shard_move(coord: psycopg.Connection[Any], cluster: harn
     assert value(coord, "SELECT count(*) = count(DISTINCT pgh_id) FROM moving_event")
 
 
+def test_order_across_a_shard_split(coord: psycopg.Connection[Any]) -> None:
+    """A shard split onto a node of an earlier group: each object's new events still come after its
+    old ones (the node numbers above the new shards' events when Citus gives them their keys)."""
+    distributed(coord, "splitting", "id int PRIMARY KEY, status text", by="id")
+    coord.execute("SELECT pghistory.track('splitting', context => 'json')")
+    coord.execute("INSERT INTO splitting SELECT g, 'a' FROM generate_series(1, 40) AS g")
+    coord.execute("UPDATE splitting SET status = 'b'")
+    shard, low, high = rows(coord, "SELECT s.shardid, s.shardminvalue::int, s.shardmaxvalue::int FROM pg_dist_shard AS s"
+                                   " JOIN pg_dist_placement USING (shardid) JOIN pg_dist_node AS n USING (groupid)"
+                                   " WHERE s.logicalrelid = 'splitting'::regclass AND n.groupid = 2"
+                                   " ORDER BY s.shardid LIMIT 1")[0]
+    earlier = value(coord, "SELECT nodeid FROM pg_dist_node WHERE groupid = 1")
+    coord.execute("SELECT citus_split_shard_by_split_points(%s, ARRAY[%s], ARRAY[%s, %s],"
+                  " shard_transfer_mode => 'block_writes')", (shard, str((low + high) // 2), earlier, earlier))
+    coord.execute("UPDATE splitting SET status = 'c'")
+    assert rows(coord, "SELECT DISTINCT array_agg(status ORDER BY pgh_id) FROM splitting_event GROUP BY id") == [
+        (["a", "b", "c"],)]
+    assert value(coord, "SELECT count(*) = count(DISTINCT pgh_id) FROM splitting_event")
+    coord.execute("SELECT pghistory.untrack('splitting', drop_events => true)")
+    coord.execute("DROP TABLE splitting")
+    coord.execute("CALL citus_cleanup_orphaned_resources()")
+
 def test_python_binding_context_reaches_the_shards(coord: psycopg.Connection[Any],
                                                    cluster: harness.CitusCluster) -> None:
     """pgh.context (local, and the call form in a transaction), the ambient context of
