@@ -470,6 +470,8 @@ BEGIN
         SELECT DISTINCT d.objid::regclass FROM pg_event_trigger_ddl_commands() AS d
          WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0
            AND d.command_tag IN ('CREATE TABLE', 'ALTER TABLE')
+           AND EXISTS (SELECT FROM pg_catalog.pg_attribute AS a  -- not a table that is only named like a shard
+                        WHERE a.attrelid = d.objid AND a.attname = 'pgh_id' AND NOT a.attisdropped)
            AND pghistory._numbered_by_node(coalesce(pghistory._citus_shard_of(d.objid), d.objid))
     LOOP
         EXECUTE format('SELECT max(pgh_id) FROM %s', v_relation) INTO v_max;

@@ -440,6 +440,9 @@ def test_order_across_a_shard_split(coord: psycopg.Connection[Any]) -> None:
     coord.execute("SELECT pghistory.track('splitting', context => 'json')")
     coord.execute("INSERT INTO splitting SELECT g, 'a' FROM generate_series(1, 40) AS g")
     coord.execute("UPDATE splitting SET status = 'b'")
+    coord.execute("CREATE TABLE splitting_event_2024 (note text)")  # named like a shard, and none
+    coord.execute("ALTER TABLE splitting_event_2024 ADD PRIMARY KEY (note)")
+    coord.execute("DROP TABLE splitting_event_2024")
     shard, low, high = rows(coord, "SELECT s.shardid, s.shardminvalue::int, s.shardmaxvalue::int FROM pg_dist_shard AS s"
                                    " JOIN pg_dist_placement USING (shardid) JOIN pg_dist_node AS n USING (groupid)"
                                    " WHERE s.logicalrelid = 'splitting'::regclass AND n.groupid = 2"
