@@ -180,7 +180,8 @@ AS $$
 DECLARE
     v_citus record := pghistory._citus_distribution(p_config.event_table);
 BEGIN
-    IF v_citus.kind IS DISTINCT FROM 'distributed' OR NOT pghistory._numbered_by_node(p_config.event_table) THEN
+    IF v_citus.kind IS DISTINCT FROM 'distributed'
+       OR NOT pghistory._numbered_by(p_config.event_table, 'pghistory.node_event_id_seq') THEN
         RETURN;
     END IF;
     target := 'pgh_id, ' || target;
@@ -349,23 +350,6 @@ BEGIN
 END
 $$;
 
--- Whether relation p_relation takes its pgh_id from
--- pghistory.node_event_id_seq: a distributed event table, its shell on a
--- worker, or one of its shards.
-CREATE OR REPLACE FUNCTION pghistory._numbered_by_node(p_relation oid)
-RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_attrdef AS ad
-                     JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-                     JOIN pg_catalog.pg_depend AS d
-                       ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
-                    WHERE ad.adrelid = p_relation AND a.attname = 'pgh_id'
-                      AND d.refclassid = 'pg_catalog.pg_class'::regclass
-                      AND d.refobjid = 'pghistory.node_event_id_seq'::regclass)
-$$;
-
 -- Sets this node's numbering of pgh_id (pghistory.node_event_id_seq) above
 -- p_max (the largest pgh_id of an event table or shard that is on this
 -- node now, or is about to be): the node of Citus group g numbers in
@@ -472,7 +456,8 @@ BEGIN
            AND d.command_tag IN ('CREATE TABLE', 'ALTER TABLE')
            AND EXISTS (SELECT FROM pg_catalog.pg_attribute AS a  -- not a table that is only named like a shard
                         WHERE a.attrelid = d.objid AND a.attname = 'pgh_id' AND NOT a.attisdropped)
-           AND pghistory._numbered_by_node(coalesce(pghistory._citus_shard_of(d.objid), d.objid))
+           AND pghistory._numbered_by(coalesce(pghistory._citus_shard_of(d.objid), d.objid),
+                                      'pghistory.node_event_id_seq')
     LOOP
         EXECUTE format('SELECT max(pgh_id) FROM %s', v_relation) INTO v_max;
         PERFORM pghistory._citus_number_above(v_max);

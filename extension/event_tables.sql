@@ -74,6 +74,23 @@ BEGIN
 END
 $$;
 
+-- Whether relation p_relation takes its pgh_id from sequence p_sequence by
+-- default: pghistory.event_id_seq for the event tables track() makes,
+-- pghistory.node_event_id_seq for a distributed one (its shell on a
+-- worker included; citus.sql).
+CREATE OR REPLACE FUNCTION pghistory._numbered_by(p_relation oid, p_sequence regclass)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_attrdef AS ad
+                     JOIN pg_catalog.pg_attribute AS a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+                     JOIN pg_catalog.pg_depend AS d
+                       ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
+                    WHERE ad.adrelid = p_relation AND a.attname = 'pgh_id'
+                      AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = p_sequence)
+$$;
+
 -- Gives an event table its pgh_id from pghistory.event_id_seq when it has
 -- it some other way: a table made before 0.2.0 and kept after untrack()
 -- (its own identity goes), or one whose default DROP EXTENSION ... CASCADE
@@ -89,10 +106,7 @@ AS $$
 DECLARE
     v_max bigint;
 BEGIN
-    IF EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
-                 JOIN pg_catalog.pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-                WHERE a.attrelid = p_event_table AND a.attname = 'pgh_id'
-                  AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) = 'nextval(''pghistory.event_id_seq''::regclass)') THEN
+    IF pghistory._numbered_by(p_event_table, 'pghistory.event_id_seq') THEN
         RETURN;
     END IF;
     IF (pghistory._citus_distribution(p_event_table)).kind IS NOT NULL THEN

@@ -119,7 +119,8 @@ BEGIN
     FOR v_table IN SELECT DISTINCT h.e FROM (SELECT t.event_table AS e FROM pghistory.tracked AS t
                                             UNION SELECT p.event_table FROM pghistory.history_policy AS p) AS h
                     WHERE pghistory._owns(h.e) ORDER BY 1 LOOP
-        CONTINUE WHEN pghistory._numbered_by_node(v_table);  -- each Citus node numbers its own
+        -- each Citus node numbers a distributed event table itself
+        CONTINUE WHEN pghistory._numbered_by(v_table, 'pghistory.node_event_id_seq');
         EXECUTE format('SELECT max(pgh_id) FROM %s', v_table) INTO v_max;
         CONTINUE WHEN v_max IS NULL;
         v_seq := pg_catalog.pg_get_serial_sequence(v_table::text, 'pgh_id')::regclass;
